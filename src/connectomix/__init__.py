@@ -1,0 +1,2 @@
+"""connectomix: from serial-section EM images to an analysed connectome."""
+__version__ = "0.1.0"
