@@ -1,0 +1,268 @@
+"""Stage drivers: what each command does to a run directory.
+
+The CLI only parses options and calls these; they are the library's entry points for
+whole stages (record in ``stages``, skip when done with the same configuration,
+write ``run.yaml``). Per-block kernels live beside them as plain functions.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .blockwise import Block, Input, run_blockwise
+from .config import ClusterConfig, SmoothConfig
+from .errors import ConnectomixError, VolumeError
+from .geometry import Coordinate
+from .run import Run
+from .volume import Volume, create_volume
+
+__all__ = ["gaussian_kernel", "smooth", "gaussian_context_vx"]
+
+logger = logging.getLogger(__name__)
+
+
+def gaussian_context_vx(sigma) -> Coordinate:
+    """Voxels of context a Gaussian of ``sigma`` (voxels) needs: scipy's radius at truncate=4."""
+    return Coordinate(int(4.0 * float(s) + 0.5) for s in sigma)
+
+
+def gaussian_kernel(block: Block, inputs, *, sigma, output: str, input: str) -> dict:
+    """Smooth one block: a 3D Gaussian in float32, rounded back to the input dtype."""
+    from scipy import ndimage
+
+    vol = inputs[input]
+    data = _gaussian(vol.data, sigma)
+    return {output: Volume(data, voxel_size=vol.voxel_size, offset=vol.offset)}
+
+
+def _gaussian(data: np.ndarray, sigma) -> np.ndarray:
+    """The whole-array reference of :func:`gaussian_kernel` (same arithmetic)."""
+    from scipy import ndimage
+
+    out = ndimage.gaussian_filter(data.astype(np.float32), sigma)
+    if np.issubdtype(data.dtype, np.integer):
+        info = np.iinfo(data.dtype)
+        out = np.clip(np.rint(out), info.min, info.max)
+    return out.astype(data.dtype)
+
+
+def smooth(
+    run: Run,
+    config: SmoothConfig = SmoothConfig(),
+    *,
+    cluster: ClusterConfig = ClusterConfig(),
+    on_block_done: Callable[[int, int], None] | None = None,
+    force: bool = False,
+):
+    """Gaussian-filter an array of the run block-wise (the ``smooth`` stage).
+
+    Parameters
+    ----------
+    run : Run
+    config : SmoothConfig
+        ``sigma`` in voxels (z, y, x), input and output array names, block shape.
+    cluster : ClusterConfig
+        Where the blocks run.
+
+    Returns
+    -------
+    BlockwiseResult or None when the stage was already done with this configuration.
+    """
+    src = run.open(config.input)
+    if src.n_channel_axes:
+        raise VolumeError(f"smooth works on single-channel arrays; '{config.input}' has shape {src.shape}")
+    cfg = asdict(config)
+    with run.stage("smooth", cfg, force=force) as st:
+        if st.skipped:
+            logger.info("smooth: already done with this configuration, skipped")
+            return None
+        chunks = src.chunks or tuple(min(s, c) for s, c in zip(src.shape, (32, 128, 128)))
+        block_vx = Coordinate(config.block_shape) if config.block_shape else Coordinate(
+            max(c, min(s, t)) // c * c for s, c, t in zip(src.shape, chunks, (64, 256, 256))
+        )
+        path = run.volume_path(config.output)
+        existing = _reusable(path, src, chunks)
+        out = existing or create_volume(
+            path,
+            shape=src.shape,
+            dtype=src.dtype,
+            voxel_size=src.voxel_size,
+            offset=src.offset,
+            chunks=chunks,
+            complete=False,
+            task="smooth",
+            overwrite=True,
+        )
+        context = gaussian_context_vx(config.sigma) * src.voxel_size
+        kernel = functools.partial(gaussian_kernel, sigma=config.sigma, output=config.output, input=config.input)
+        try:
+            return run_blockwise(
+                kernel,
+                task="smooth",
+                inputs={config.input: Input(src.ref(), context=context)},
+                outputs={config.output: out},
+                block_shape=block_vx * src.voxel_size,
+                run_dir=run.path,
+                scheduler=cluster.scheduler or None,
+                workers=cluster.workers,
+                config=cfg,
+                on_block_done=on_block_done,
+            )
+        except ConnectomixError:
+            # Bad input, not an interruption: leave nothing half-written behind.
+            shutil.rmtree(path, ignore_errors=True)
+            shutil.rmtree(run.path / ".blocks" / "smooth", ignore_errors=True)
+            raise
+
+
+def _reusable(path, src: Volume, chunks):
+    """An existing output of matching layout, kept so an interrupted run can resume."""
+    from .volume import open_volume
+
+    if not (path / "zarr.json").exists():
+        return None
+    try:
+        vol = open_volume(path, mode="r+", require_complete=False)
+    except ConnectomixError:
+        return None
+    if vol.shape == src.shape and vol.dtype == src.dtype and vol.voxel_size == src.voxel_size and vol.chunks == tuple(chunks):
+        return vol
+    return None
+
+
+# ---------------------------------------------------------------------- import / export / info
+def import_stage(
+    out,
+    config,
+    *,
+    cluster: ClusterConfig = ClusterConfig(),
+    name: str = "raw",
+    overwrite: bool = False,
+    on_block_done=None,
+) -> Volume:
+    """Import ``config.input`` into ``out``'s ``volume.zarr/<name>`` (the ``import`` stage)."""
+    from . import io
+    from .errors import ConfigError
+
+    if not config.input:
+        raise ConfigError("import needs an input (a file, a folder or file.h5:/dataset)")
+    new_run = not (Path(out) / ".connectomix-run").exists()
+    run = Run.create(out)
+    cfg = asdict(config) | {"name": name}
+    try:
+        with run.stage("import", cfg, force=overwrite or name != "raw") as st:
+            if st.skipped and name in run.arrays():
+                return run.open(name)
+            return io.import_volume(
+                config.input,
+                run,
+                voxel_size=config.voxel_size,
+                offset=config.offset,
+                name=name,
+                dataset=config.dataset,
+                chunks=config.chunks,
+                shards=config.shards,
+                pyramid_levels=config.pyramid_levels,
+                overwrite=overwrite,
+                scheduler=cluster.scheduler or None,
+                workers=cluster.workers,
+                on_block_done=on_block_done,
+            )
+    except BaseException:
+        if new_run:  # nothing half-written: a run this call created goes away entirely
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def export_stage(run_path, to, *, array: str | None = None, table: str | None = None) -> Path:
+    """Write one array (.tif/.npy) or one table (.csv/.parquet) of a run to ``to``."""
+    from . import io
+    from .errors import ConfigError
+
+    run = Run(run_path)
+    if (array is None) == (table is None):
+        raise ConfigError("export needs exactly one of --array NAME or --table NAME")
+    if array is not None:
+        return Path(io.export_array(run, array, to))
+    return Path(io.export_table(run, table, to))
+
+
+def run_info(run_path) -> dict:
+    """What a run holds: arrays and tables, as plain data."""
+    from . import io
+
+    return io.info(Run(run_path))
+
+
+# ---------------------------------------------------------------------- whole runs
+NOT_YET_AVAILABLE = {
+    "align": "tile stitching and section alignment (issue #5)",
+    "segment": "3D U-Net affinities, watershed and agglomeration (issue #4)",
+    "synapses": "synapse detection and partner assignment (issue #6)",
+    "graph": "the connectome tables neurons/synapses/edges from a run (issue #6)",
+    "analyze": "network analysis of the run's connectome (issue #7)",
+    "report": "HTML report and neuroglancer viewer (issue #8)",
+}
+
+
+def run_from_config(out, config, *, progress=None, say=print) -> Run:
+    """Run the stages a configuration describes, in order (import, smooth)."""
+    from contextlib import nullcontext
+
+    bar = progress or (lambda _name: nullcontext(None))
+    if config.import_.input:
+        with bar("import") as cb:
+            import_stage(out, config.import_, cluster=config.cluster, on_block_done=cb)
+        say(f"import: {config.import_.input} -> {Path(out) / 'volume.zarr' / 'raw'}")
+    run = Run(out)
+    with bar("smooth") as cb:
+        res = smooth(run, config.smooth, cluster=config.cluster, on_block_done=cb)
+    say("smooth: already done, skipped" if res is None else f"smooth: {res.n_run} blocks in {res.seconds:.1f} s")
+    return run
+
+
+def demo(out, *, cluster: ClusterConfig = ClusterConfig(), progress=None, say=print) -> dict:
+    """The main job: everything that exists, end to end, on built-in data.
+
+    Steps: make a small EM-like test volume, import it block-wise into a run,
+    smooth it block-wise on Dask, and summarise the run. Stages not built yet are
+    listed, never faked.
+    """
+    import tempfile
+    import time
+
+    from contextlib import nullcontext
+
+    from . import io
+
+    bar = progress or (lambda _name: nullcontext(None))
+    t0 = time.perf_counter()
+    say(f"connectomix demo -> {out}")
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "demo-volume.npy"
+        np.save(src, io.demo_volume())
+        from .config import ImportConfig
+
+        icfg = ImportConfig(input=str(src), voxel_size=(40, 8, 8))
+        with bar("import") as cb:
+            vol = import_stage(out, icfg, cluster=cluster, overwrite=True, on_block_done=cb)
+    say(f"  import   built-in test volume {vol.shape} uint8 at 40x8x8 nm -> volume.zarr/raw")
+    run = Run(out)
+    with bar("smooth") as cb:
+        res = smooth(run, SmoothConfig(), cluster=cluster, on_block_done=cb, force=True)
+    say(f"  smooth   Gaussian sigma (1,3,3) vx, {res.n_blocks} blocks on Dask ({cluster.workers} worker(s)), "
+        f"{res.seconds:.1f} s -> volume.zarr/smoothed")
+    say("  not yet available (not run, not faked):")
+    for stage, what in NOT_YET_AVAILABLE.items():
+        say(f"    {stage:9s}{what}")
+    info = run_info(out)
+    say(f"done in {time.perf_counter() - t0:.1f} s. Inspect with: connectomix info {out}")
+    return {"run": str(run.path), "info": info}
