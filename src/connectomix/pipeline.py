@@ -199,7 +199,8 @@ def run_info(run_path) -> dict:
     """What a run holds: arrays and tables, as plain data."""
     from . import io
 
-    return io.info(Run(run_path))
+    run = Run(run_path)
+    return io.info(run)
 
 
 # ---------------------------------------------------------------------- whole runs

@@ -1,0 +1,108 @@
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from connectomix.cli import main
+from connectomix.run import Run
+from connectomix.testing import random_volume, stored_volume
+from connectomix.volume import open_volume
+
+EXE = str(Path(sys.executable).parent / "connectomix")
+
+
+def _cli(*args, **kw):
+    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=300, **kw)
+
+
+@pytest.fixture
+def small_run(tmp_path):
+    run = Run.create(tmp_path / "run")
+    stored_volume(run.volume_path("raw"), random_volume((8, 64, 64), seed=0), chunks=(4, 32, 32))
+    return run
+
+
+def test_help_lists_commands_with_descriptions():
+    r = _cli("--help")
+    assert r.returncode == 0
+    for cmd in ("demo", "import", "export", "info", "smooth", "run"):
+        assert cmd in r.stdout
+    assert "Gaussian-filter an array block-wise" in r.stdout
+
+
+def test_smooth_quiet_is_silent_and_skips_when_done(small_run):
+    r = _cli("--quiet", "smooth", str(small_run.path), "--scheduler", "synchronous")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "" and r.stderr == ""
+    assert open_volume(small_run.volume_path("smoothed")).shape == (8, 64, 64)
+    r = _cli("smooth", str(small_run.path), "--scheduler", "synchronous")
+    assert "already done" in r.stdout
+    r = _cli("smooth", str(small_run.path), "--scheduler", "synchronous", "--sigma", "0", "1", "1")
+    assert "blocks computed" in r.stdout
+
+
+def test_progress_bar_on_a_terminal_only(small_run):
+    # not a TTY: no bar
+    r = _cli("smooth", str(small_run.path), "--scheduler", "synchronous", "--block-shape", "4", "32", "32")
+    assert "ETA" not in r.stderr
+    # a real pseudo-terminal: the bar shows blocks done/total, rate and ETA
+    master, slave = pty.openpty()
+    env = dict(os.environ, COLUMNS="120", TERM="xterm")
+    p = subprocess.Popen([EXE, "smooth", str(small_run.path), "--scheduler", "synchronous", "--force",
+                          "--block-shape", "4", "32", "32"], stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    p.wait(timeout=120)
+    os.close(master)
+    text = out.decode(errors="replace")
+    assert p.returncode == 0
+    assert "8/8" in text and "blocks" in text and "ETA" in text
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["info", "{tmp}/nowhere"], "does not exist"),
+        (["smooth", "{tmp}"], "not a connectomix run directory"),
+        (["smooth", "{run}", "--input", "nope"], "has no array 'nope'"),
+        (["smooth", "{run}", "--sigma", "1", "-1", "1"], "non-negative"),
+        (["smooth", "{run}", "--scheduler", "tcp://127.0.0.1:1"], "did not answer"),
+        (["--config", "{tmp}/missing.yaml", "smooth", "{run}"], "configuration file .* does not exist"),
+    ],
+)
+def test_bad_input_gives_one_clear_line(small_run, tmp_path, args, match):
+    import re
+
+    args = [a.format(tmp=tmp_path, run=small_run.path) for a in args]
+    r = _cli(*args)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    assert re.search(match, lines[0]), lines[0]
+    assert "smoothed" not in small_run.arrays()
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    r = _cli("--debug", "info", str(tmp_path / "nowhere"))
+    assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_config_file_drives_a_command(small_run, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("cluster: {scheduler: synchronous}\nsmooth: {sigma: [0, 1, 1], output: blurred}\n")
+    assert main(["--quiet", "--config", str(cfg), "smooth", str(small_run.path)]) == 0
+    assert "blurred" in small_run.arrays()
+    assert small_run.read_config()["smooth"]["sigma"] == [0.0, 1.0, 1.0]
