@@ -167,7 +167,15 @@ _OPEN_CACHE: dict = {}
 
 
 def _open(source, mode="r") -> Volume:
-    key = (repr(source), mode)
+    # Keyed by the array's metadata file too: an array made anew at the same path
+    # (overwrite) must not be served from a stale handle.
+    stamp = None
+    if isinstance(source, VolumeRef):
+        try:
+            stamp = os.stat(os.path.join(source.path, f"s{source.level}", "zarr.json")).st_mtime_ns
+        except OSError:
+            stamp = None
+    key = (repr(source), mode, stamp)
     vol = _OPEN_CACHE.get(key)
     if vol is None:
         if isinstance(source, VolumeRef):
@@ -274,7 +282,7 @@ def dask_client(scheduler: str | None = None, *, workers: int = 1, timeout: floa
                 n_workers=workers,
                 threads_per_worker=1,
                 processes=processes,
-                dashboard_address=None,
+                dashboard_address=":0",
                 silence_logs=logging.ERROR,
             )
         except Exception as e:  # pragma: no cover - environment problems

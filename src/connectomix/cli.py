@@ -35,10 +35,11 @@ def _main(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML configuration file."),
 ):
     """connectomix: EM images in, connectome and analysis out."""
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # Libraries that set their own logger levels (Dask's cluster chatter) are held to ours.
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(level)
     _STATE.update(quiet=quiet, debug=debug, config=config)
 
 
@@ -52,7 +53,9 @@ def _config():
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    stream = sys.stderr if stderr else sys.stdout
+    # Not a terminal (a pipe, a log file): wide enough that tables do not wrap.
+    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else 160)
 
 
 class _Progress:
@@ -180,17 +183,21 @@ def _print_info(inf: dict) -> None:
     t = Table(title=f"arrays in {inf['path']}")
     for col in ("name", "shape", "dtype", "voxel size (nm)", "offset (nm)", "chunks", "shards", "levels", "complete"):
         t.add_column(col)
-    for a in inf["arrays"]:
+    for name, a in inf["arrays"].items():
+        if "error" in a:
+            t.add_row(name, f"unreadable: {a['error']}", *[""] * 7)
+            continue
         t.add_row(
-            a["name"], str(a["shape"]), a["dtype"], str(a["voxel_size"]), str(a["offset"]),
-            str(a["chunks"]), str(a["shards"]), str(a["levels"]), "yes" if a["complete"] else "NO",
+            name, str(tuple(a["shape"])), str(a["dtype"]), str(tuple(a["voxel_size"])), str(tuple(a["offset"])),
+            str(a["chunks"] and tuple(a["chunks"])), str(a["shards"] and tuple(a["shards"])), str(a["levels"]),
+            "yes" if a["complete"] else "NO (unfinished)",
         )
     console.print(t)
     t = Table(title="tables")
     for col in ("name", "rows", "columns"):
         t.add_column(col)
-    for tb in inf["tables"]:
-        t.add_row(tb["name"], str(tb["rows"]), ", ".join(tb["columns"]))
+    for name, tb in inf["tables"].items():
+        t.add_row(name, str(tb["rows"]), ", ".join(tb["columns"]))
     console.print(t)
 
 
@@ -212,7 +219,7 @@ def export(
 def demo(
     out: Path = typer.Option(Path("demo-run"), "--out", "-o", help="Run directory to write."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (default: local)."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Local Dask workers."),
+    workers: Optional[int] = typer.Option(2, "--workers", help="Local Dask workers."),
 ):
     """Run everything that exists end to end on built-in data, and say what is not there yet."""
     from .pipeline import demo as run_demo

@@ -249,16 +249,16 @@ def demo(out, *, cluster: ClusterConfig = ClusterConfig(), progress=None, say=pr
     say(f"connectomix demo -> {out}")
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "demo-volume.npy"
-        np.save(src, io.demo_volume())
+        np.save(src, io.demo_volume(shape=(64, 256, 256)))
         from .config import ImportConfig
 
-        icfg = ImportConfig(input=str(src), voxel_size=(40, 8, 8))
+        icfg = ImportConfig(input=str(src), voxel_size=(40, 8, 8), chunks=(32, 128, 128))
         with bar("import") as cb:
             vol = import_stage(out, icfg, cluster=cluster, overwrite=True, on_block_done=cb)
     say(f"  import   built-in test volume {vol.shape} uint8 at 40x8x8 nm -> volume.zarr/raw")
     run = Run(out)
     with bar("smooth") as cb:
-        res = smooth(run, SmoothConfig(), cluster=cluster, on_block_done=cb, force=True)
+        res = smooth(run, SmoothConfig(block_shape=(32, 128, 128)), cluster=cluster, on_block_done=cb, force=True)
     say(f"  smooth   Gaussian sigma (1,3,3) vx, {res.n_blocks} blocks on Dask ({cluster.workers} worker(s)), "
         f"{res.seconds:.1f} s -> volume.zarr/smoothed")
     say("  not yet available (not run, not faked):")

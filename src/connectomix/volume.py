@@ -62,6 +62,8 @@ class Volume:
         One name per axis of ``data``; defaults to ``c^i, z, y, x``.
     path : str, optional
         Where the image group lives on disk, for stored volumes.
+    level : int
+        The pyramid level of a stored volume (0 is full resolution).
 
     Raises
     ------
@@ -76,7 +78,7 @@ class Volume:
     Roi(offset=(0, 0, 0), shape=(160, 80, 80))
     """
 
-    def __init__(self, data, *, voxel_size, offset=None, axis_names=None, path=None):
+    def __init__(self, data, *, voxel_size, offset=None, axis_names=None, path=None, level: int = 0):
         if voxel_size is None:
             raise VolumeError("a voxel size is required (nm per voxel along z, y, x)")
         try:
@@ -107,6 +109,7 @@ class Volume:
         self.offset = offset
         self.axis_names = axis_names
         self.path = None if path is None else str(path)
+        self.level = int(level)
 
     # ----------------------------------------------------------------- properties
     @property
@@ -228,7 +231,7 @@ class Volume:
         """A small, picklable description that reopens this volume elsewhere."""
         if self.path is None:
             raise VolumeError("an in-memory Volume has no reference; store it with create_volume() first")
-        return VolumeRef(self.path)
+        return VolumeRef(self.path, self.level)
 
 
 @dataclass(frozen=True)
@@ -337,7 +340,7 @@ def open_volume(path, *, mode: str = "r", level: int = 0, require_complete: bool
         array = zarr.open_array(os.path.join(path, ds["path"]), mode=mode)
     except Exception as e:
         raise CorruptDataError(f"cannot open level {level} of {path}: {e}") from e
-    return Volume(array, voxel_size=voxel_size, offset=offset, axis_names=axis_names, path=path)
+    return Volume(array, voxel_size=voxel_size, offset=offset, axis_names=axis_names, path=path, level=level)
 
 
 def _as_int_nm(v, path) -> int:
