@@ -106,3 +106,87 @@ def test_config_file_drives_a_command(small_run, tmp_path):
     assert main(["--quiet", "--config", str(cfg), "smooth", str(small_run.path)]) == 0
     assert "blurred" in small_run.arrays()
     assert small_run.read_config()["smooth"]["sigma"] == [0.0, 1.0, 1.0]
+
+
+def test_import_info_export_round_trip(tmp_path):
+    import tifffile
+
+    data = random_volume((6, 40, 50), seed=3)
+    tifffile.imwrite(tmp_path / "stack.tif", data)
+    run = tmp_path / "run"
+    r = _cli("import", str(tmp_path / "stack.tif"), "--voxel-size", "40", "8", "8", "--out", str(run),
+             "--scheduler", "synchronous")
+    assert r.returncode == 0, r.stderr
+    r = _cli("info", str(run))
+    assert r.returncode == 0 and "raw" in r.stdout and "(6, 40, 50)" in r.stdout and "stages" in r.stdout
+    r = _cli("export", str(run), "--array", "raw", "--to", str(tmp_path / "back.npy"))
+    assert r.returncode == 0, r.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "back.npy"), data)
+    r = _cli("export", str(run), "--table", "stages", "--to", str(tmp_path / "stages.csv"))
+    assert r.returncode == 0 and "import" in (tmp_path / "stages.csv").read_text()
+    # same import again: the finished stage is skipped, not redone
+    assert Run(run).stages().set_index("stage").loc["import", "status"] == "finished"
+
+
+def _bad_inputs(tmp_path):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "flat.tif", np.zeros((20, 20), np.uint8))
+    np.save(tmp_path / "nan.npy", np.full((4, 8, 8), np.nan, np.float32))
+    np.save(tmp_path / "ok.npy", np.zeros((4, 8, 8), np.uint8))
+    (tmp_path / "notes.docx").write_text("not an image")
+    return [
+        (["import", "{tmp}/missing.tif", "--voxel-size", "40", "8", "8"], "does not exist|not found|no such"),
+        (["import", "{tmp}/notes.docx", "--voxel-size", "40", "8", "8"], "unsupported|format"),
+        (["import", "{tmp}/flat.tif", "--voxel-size", "40", "8", "8"], "2D|2-D|3D|3-D"),
+        (["import", "{tmp}/ok.npy"], "voxel size"),
+        (["import", "{tmp}/ok.npy", "--voxel-size", "0", "8", "8"], "positive"),
+        (["import", "{tmp}/nan.npy", "--voxel-size", "40", "8", "8"], "NaN|nan|inf"),
+    ]
+
+
+def test_bad_imports_leave_nothing_behind(tmp_path):
+    import re
+
+    for args, match in _bad_inputs(tmp_path):
+        run = tmp_path / "run"
+        r = _cli(*[a.format(tmp=tmp_path) for a in args], "--out", str(run), "--scheduler", "synchronous")
+        lines = [l for l in r.stderr.splitlines() if l.strip()]
+        assert r.returncode != 0, args
+        assert len(lines) == 1 and lines[0].startswith("error: "), (args, r.stderr)
+        assert re.search(match, lines[0], re.I), (args, lines[0])
+        assert not run.exists(), f"{args} left {run} behind"
+
+
+def test_shape_mismatch_with_existing_array(tmp_path):
+    run = tmp_path / "run"
+    np.save(tmp_path / "a.npy", np.zeros((4, 8, 8), np.uint8))
+    np.save(tmp_path / "b.npy", np.zeros((5, 8, 8), np.uint8))
+    assert _cli("import", str(tmp_path / "a.npy"), "--voxel-size", "40", "8", "8", "--out", str(run),
+                "--scheduler", "synchronous").returncode == 0
+    r = _cli("import", str(tmp_path / "b.npy"), "--voxel-size", "40", "8", "8", "--out", str(run),
+             "--scheduler", "synchronous")
+    assert r.returncode != 0 and "shape" in r.stderr and "Traceback" not in r.stderr
+    assert open_volume(Path(run) / "volume.zarr" / "raw").shape == (4, 8, 8)  # untouched
+
+
+def test_export_unknown_names_and_formats(small_run, tmp_path):
+    for args, match in [
+        (["--array", "nope", "--to", "{tmp}/x.npy"], "no array 'nope'"),
+        (["--table", "nope", "--to", "{tmp}/x.csv"], "no table 'nope'"),
+        (["--array", "raw", "--to", "{tmp}/x.xyz"], "xyz|extension|format"),
+    ]:
+        r = _cli("export", str(small_run.path), *[a.format(tmp=tmp_path) for a in args])
+        assert r.returncode != 0 and match.split("|")[0] in r.stderr or any(m in r.stderr for m in match.split("|"))
+        assert "Traceback" not in r.stderr
+    assert not list(tmp_path.glob("x.*"))
+
+
+@pytest.mark.slow
+def test_demo_runs_what_exists_and_says_what_does_not(tmp_path):
+    r = _cli("demo", "--out", str(tmp_path / "demo"), "--workers", "1")
+    assert r.returncode == 0, r.stderr
+    assert "not yet available" in r.stdout and "segment" in r.stdout
+    run = Run(tmp_path / "demo")
+    assert {"raw", "smoothed"} <= set(run.arrays())
+    open_volume(run.volume_path("smoothed"))  # complete

@@ -23,6 +23,7 @@ Guarantees
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -41,6 +42,7 @@ from .geometry import Coordinate, Roi
 from .volume import Volume, VolumeRef, mark_complete, _set_meta
 
 __all__ = [
+    "connect",
     "Block",
     "Input",
     "BlockwiseResult",
@@ -292,6 +294,28 @@ def dask_client(scheduler: str | None = None, *, workers: int = 1, timeout: floa
         return distributed.Client(scheduler, timeout=f"{timeout}s")
     except (OSError, TimeoutError) as e:
         raise SchedulerError(f"Dask scheduler at {scheduler} did not answer within {timeout:g} s ({e})") from e
+
+
+@contextlib.contextmanager
+def connect(scheduler: str | None = None, *, workers: int = 1):
+    """Open the cluster once for several block-wise jobs.
+
+    Yields what :func:`run_blockwise` takes as ``scheduler``: ``'synchronous'`` as
+    it is, otherwise a ``distributed.Client`` (see :func:`dask_client`), closed on
+    exit together with the local cluster it started.
+    """
+    if scheduler == "synchronous":
+        yield scheduler
+        return
+    client = dask_client(scheduler, workers=workers)
+    try:
+        yield client
+    finally:
+        cluster = getattr(client, "cluster", None)
+        own = scheduler in (None, "local", "threads")
+        client.close()
+        if own and cluster is not None:
+            cluster.close()
 
 
 def run_blockwise(

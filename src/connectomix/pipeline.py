@@ -61,6 +61,7 @@ def smooth(
     cluster: ClusterConfig = ClusterConfig(),
     on_block_done: Callable[[int, int], None] | None = None,
     force: bool = False,
+    client=None,
 ):
     """Gaussian-filter an array of the run block-wise (the ``smooth`` stage).
 
@@ -71,6 +72,8 @@ def smooth(
         ``sigma`` in voxels (z, y, x), input and output array names, block shape.
     cluster : ClusterConfig
         Where the blocks run.
+    client : distributed.Client, optional
+        An open cluster to use instead (see :func:`connectomix.blockwise.connect`).
 
     Returns
     -------
@@ -111,7 +114,7 @@ def smooth(
                 outputs={config.output: out},
                 block_shape=block_vx * src.voxel_size,
                 run_dir=run.path,
-                scheduler=cluster.scheduler or None,
+                scheduler=client if client is not None else (cluster.scheduler or None),
                 workers=cluster.workers,
                 config=cfg,
                 on_block_done=on_block_done,
@@ -147,6 +150,7 @@ def import_stage(
     name: str = "raw",
     overwrite: bool = False,
     on_block_done=None,
+    client=None,
 ) -> Volume:
     """Import ``config.input`` into ``out``'s ``volume.zarr/<name>`` (the ``import`` stage)."""
     from . import io
@@ -172,7 +176,7 @@ def import_stage(
                 shards=config.shards,
                 pyramid_levels=config.pyramid_levels,
                 overwrite=overwrite,
-                scheduler=cluster.scheduler or None,
+                scheduler=client if client is not None else (cluster.scheduler or None),
                 workers=cluster.workers,
                 on_block_done=on_block_done,
             )
@@ -218,14 +222,17 @@ def run_from_config(out, config, *, progress=None, say=print) -> Run:
     """Run the stages a configuration describes, in order (import, smooth)."""
     from contextlib import nullcontext
 
+    from .blockwise import connect
+
     bar = progress or (lambda _name: nullcontext(None))
-    if config.import_.input:
-        with bar("import") as cb:
-            import_stage(out, config.import_, cluster=config.cluster, on_block_done=cb)
-        say(f"import: {config.import_.input} -> {Path(out) / 'volume.zarr' / 'raw'}")
-    run = Run(out)
-    with bar("smooth") as cb:
-        res = smooth(run, config.smooth, cluster=config.cluster, on_block_done=cb)
+    with connect(config.cluster.scheduler, workers=config.cluster.workers) as client:
+        if config.import_.input:
+            with bar("import") as cb:
+                import_stage(out, config.import_, cluster=config.cluster, on_block_done=cb, client=client)
+            say(f"import: {config.import_.input} -> {Path(out) / 'volume.zarr' / 'raw'}")
+        run = Run(out)
+        with bar("smooth") as cb:
+            res = smooth(run, config.smooth, cluster=config.cluster, on_block_done=cb, client=client)
     say("smooth: already done, skipped" if res is None else f"smooth: {res.n_run} blocks in {res.seconds:.1f} s")
     return run
 
@@ -243,22 +250,24 @@ def demo(out, *, cluster: ClusterConfig = ClusterConfig(), progress=None, say=pr
     from contextlib import nullcontext
 
     from . import io
+    from .blockwise import connect
 
     bar = progress or (lambda _name: nullcontext(None))
     t0 = time.perf_counter()
     say(f"connectomix demo -> {out}")
-    with tempfile.TemporaryDirectory() as tmp:
+    with connect(cluster.scheduler, workers=cluster.workers) as client, tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "demo-volume.npy"
         np.save(src, io.demo_volume(shape=(64, 256, 256)))
         from .config import ImportConfig
 
         icfg = ImportConfig(input=str(src), voxel_size=(40, 8, 8), chunks=(32, 128, 128))
         with bar("import") as cb:
-            vol = import_stage(out, icfg, cluster=cluster, overwrite=True, on_block_done=cb)
-    say(f"  import   built-in test volume {vol.shape} uint8 at 40x8x8 nm -> volume.zarr/raw")
-    run = Run(out)
-    with bar("smooth") as cb:
-        res = smooth(run, SmoothConfig(block_shape=(32, 128, 128)), cluster=cluster, on_block_done=cb, force=True)
+            vol = import_stage(out, icfg, cluster=cluster, overwrite=True, on_block_done=cb, client=client)
+        say(f"  import   built-in test volume {vol.shape} uint8 at 40x8x8 nm -> volume.zarr/raw")
+        run = Run(out)
+        with bar("smooth") as cb:
+            res = smooth(run, SmoothConfig(block_shape=(32, 128, 128)), cluster=cluster, on_block_done=cb,
+                         force=True, client=client)
     say(f"  smooth   Gaussian sigma (1,3,3) vx, {res.n_blocks} blocks on Dask ({cluster.workers} worker(s)), "
         f"{res.seconds:.1f} s -> volume.zarr/smoothed")
     say("  not yet available (not run, not faked):")
