@@ -21,6 +21,9 @@ __all__ = [
     "TableNotFoundError",
     "SchedulerError",
     "BlockError",
+    "DatasetNotFoundError",
+    "TableFormatError",
+    "MissingDependencyError",
 ]
 
 
@@ -102,3 +105,18 @@ def _rebuild_block_error(full_message, block_id, read_roi, write_roi):
     err.block_id, err.read_roi, err.write_roi = block_id, read_roi, write_roi
     Exception.__init__(err, full_message)
     return err
+
+
+class DatasetNotFoundError(ConnectomixError, KeyError):
+    """A named shipped dataset does not exist; the message lists the known names."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want it plain
+        return str(self.args[0]) if self.args else ""
+
+
+class TableFormatError(ConnectomixError, ValueError):
+    """A table (neurons, edges, synapses, an edge list) has bad columns or values."""
+
+
+class MissingDependencyError(ConnectomixError, ImportError):
+    """An optional package that this feature needs is not installed."""

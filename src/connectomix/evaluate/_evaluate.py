@@ -1,0 +1,323 @@
+"""One call that scores everything the given inputs allow, as a flat dict.
+
+Keys are stable and JSON-friendly (floats, ints; NaN where a score is undefined),
+so ``RUN/evaluation.json`` and benchmark tables can be written straight from them.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..errors import RunDirectoryError, VolumeError
+from ._alignment import alignment_residuals, section_ncc
+from ._contingency import contingency_table
+from ._edges import edge_scores, edges_from_synapses
+from ._erl import Skeletons, expected_run_length, skeletonize
+from ._inputs import DEFAULT_CHUNK_VOXELS, label_pair
+from ._segmentation import (
+    adapted_rand_error,
+    map_segments_to_gt,
+    split_merge_errors,
+    variation_of_information,
+)
+from ._synapses import cleft_distances, synapse_scores
+
+__all__ = ["evaluate_arrays", "evaluate_tables", "evaluate_run"]
+
+
+def evaluate_arrays(
+    *,
+    pred_labels=None,
+    gt_labels=None,
+    voxel_size=None,
+    offset=None,
+    gt_skeletons: Skeletons | None = None,
+    compute_erl: bool = True,
+    min_overlap_vx: int = 100,
+    teasar_params: dict | None = None,
+    pred_clefts=None,
+    gt_clefts=None,
+    aligned=None,
+    estimated_points=None,
+    true_points=None,
+    chunk_voxels: int = DEFAULT_CHUNK_VOXELS,
+) -> dict:
+    """Score every array-based metric the given inputs allow.
+
+    Parameters
+    ----------
+    pred_labels, gt_labels : ndarray, Volume or array-like, (Z, Y, X) integer, optional
+        Predicted and true segmentations: VOI, adapted Rand, split/merge counts
+        and (with ``compute_erl``) ERL.
+    voxel_size : sequence of 3 numbers, optional
+        nm per voxel; needed for ERL, clefts and NCC unless the inputs are Volumes.
+    offset : sequence of 3 numbers, optional
+        World position of the first voxel in nm, for ERL.
+    gt_skeletons : Skeletons, optional
+        Ground-truth skeletons for ERL; skeletonized from ``gt_labels`` when None.
+    compute_erl : bool
+        Compute ERL (skeletonizing the ground truth takes seconds to minutes).
+    min_overlap_vx : int
+        Smallest overlap that counts as a piece in split/merge counts.
+    teasar_params : dict, optional
+        kimimaro TEASAR overrides for skeletonization.
+    pred_clefts, gt_clefts : ndarray, Volume or array-like, optional
+        Cleft masks: CREMI-style cleft distances.
+    aligned : ndarray, Volume or array-like, (Z, Y, X), optional
+        An aligned image stack: NCC of adjacent sections.
+    estimated_points, true_points : (N, D) arrays, nm, optional
+        Point correspondences through the estimated and the true alignment.
+    chunk_voxels : int
+        Voxels read per step when streaming label volumes.
+
+    Returns
+    -------
+    dict
+        Flat ``name -> number``: ``voi_split``, ``voi_merge``, ``voi``,
+        ``rand_error``, ``rand_precision``, ``rand_recall``, ``n_split_objects``,
+        ``n_split_errors``, ``n_merged_segments``, ``n_merge_errors``,
+        ``erl_nm``, ``max_erl_nm``, ``erl_fraction``, ``skeleton_length_nm``,
+        ``cleft_*``, ``ncc_*``, ``alignment_*``, for the inputs given.
+
+    Raises
+    ------
+    VolumeError
+        For bad inputs (see the individual metrics), or only one of a pair given.
+    """
+    out: dict = {}
+    _pair_given(pred_labels, gt_labels, "pred_labels", "gt_labels")
+    _pair_given(pred_clefts, gt_clefts, "pred_clefts", "gt_clefts")
+    _pair_given(estimated_points, true_points, "estimated_points", "true_points")
+    if pred_labels is not None:
+        fields, _ = _score_segmentation(
+            pred_labels, gt_labels, voxel_size=voxel_size, offset=offset, gt_skeletons=gt_skeletons,
+            compute_erl=compute_erl, min_overlap_vx=min_overlap_vx, teasar_params=teasar_params,
+            chunk_voxels=chunk_voxels,
+        )
+        out.update(fields)
+    if pred_clefts is not None:
+        c = cleft_distances(pred_clefts, gt_clefts, voxel_size=_voxel_size(voxel_size, pred_clefts))
+        out.update(
+            cleft_pred_to_gt_nm=c.mean_pred_to_gt_nm, cleft_gt_to_pred_nm=c.mean_gt_to_pred_nm,
+            cleft_score_nm=c.score_nm, cleft_n_pred_far=c.n_pred_far, cleft_n_gt_far=c.n_gt_far,
+        )
+    if aligned is not None:
+        n = section_ncc(aligned, voxel_size=voxel_size)
+        out.update(_ncc_fields(n))
+    if estimated_points is not None:
+        r = alignment_residuals(estimated_points, true_points)
+        out.update(
+            alignment_median_nm=r.median_nm, alignment_p95_nm=r.p95_nm,
+            alignment_mean_nm=r.mean_nm, alignment_max_nm=r.max_nm, alignment_n_points=r.n_points,
+        )
+    return out
+
+
+def _score_segmentation(
+    pred_labels, gt_labels, *, voxel_size, offset, gt_skeletons, compute_erl, min_overlap_vx, teasar_params,
+    chunk_voxels,
+):
+    """Segmentation fields of :func:`evaluate_arrays`, and the contingency table."""
+    label_pair(pred_labels, gt_labels)  # fail early, before any slow step
+    table = contingency_table(pred_labels, gt_labels, chunk_voxels=chunk_voxels)
+    voi = variation_of_information(table=table)
+    rand = adapted_rand_error(table=table)
+    sm = split_merge_errors(table=table, min_overlap_vx=min_overlap_vx)
+    out = dict(
+        voi_split=voi.split, voi_merge=voi.merge, voi=voi.total,
+        rand_error=rand.error, rand_precision=rand.precision, rand_recall=rand.recall,
+        n_gt_objects=int(len(sm.gt_objects)), n_segments=int(len(sm.segments)),
+        n_split_objects=sm.n_split_objects, n_split_errors=sm.n_split_errors,
+        n_merged_segments=sm.n_merged_segments, n_merge_errors=sm.n_merge_errors,
+        n_voxels_scored=table.n_voxels, n_voxels_ignored=table.n_ignored,
+    )
+    if compute_erl:
+        skel = gt_skeletons
+        if skel is None:
+            skel = skeletonize(gt_labels, voxel_size=voxel_size, offset=offset, teasar_params=teasar_params)
+        erl = expected_run_length(skel, pred_labels, voxel_size=voxel_size, offset=offset)
+        out.update(
+            erl_nm=erl.erl_nm, max_erl_nm=erl.max_erl_nm,
+            erl_fraction=erl.erl_nm / erl.max_erl_nm if erl.max_erl_nm > 0 else math.nan,
+            skeleton_length_nm=erl.total_length_nm, n_skeletons=erl.n_skeletons,
+            erl_n_split_edges=erl.n_split_edges, erl_n_merge_edges=erl.n_merge_edges,
+            erl_n_merged_segments=erl.n_merged_segments,
+        )
+    return out, table
+
+
+def _ncc_fields(n) -> dict:
+    out = dict(
+        ncc_mean=n.mean, ncc_median=n.median, ncc_min=n.min, ncc_n_chunks=n.n_chunks,
+        ncc_n_undefined=n.n_undefined,
+    )
+    if len(n.worst):
+        w = n.worst.iloc[0]
+        out.update(ncc_worst_section=int(w["section"]), ncc_worst_y_nm=float(w["y"]), ncc_worst_x_nm=float(w["x"]))
+    return out
+
+
+def _voxel_size(voxel_size, array):
+    from ..volume import Volume
+
+    if voxel_size is None and isinstance(array, Volume):
+        return tuple(array.voxel_size)
+    return voxel_size
+
+
+def _pair_given(a, b, name_a, name_b) -> None:
+    if (a is None) != (b is None):
+        missing = name_b if b is None else name_a
+        given = name_a if b is None else name_b
+        raise VolumeError(f"{given} was given without {missing}: both are needed to score them")
+
+
+def evaluate_tables(
+    *,
+    pred_synapses=None,
+    gt_synapses=None,
+    pred_edges=None,
+    gt_edges=None,
+    segment_map=None,
+    max_distance_nm: float = 400.0,
+    strong_threshold: float = 3,
+    weight: str = "n_synapses",
+) -> dict:
+    """Score every table-based metric the given inputs allow.
+
+    Parameters
+    ----------
+    pred_synapses, gt_synapses : DataFrame, optional
+        Synapse tables (``synapse_id, pre_id, post_id, z, y, x``): synapse
+        precision/recall/F1 with partners (``synapse_*``) and by distance alone
+        (``synapse_detection_*``).
+    pred_edges, gt_edges : DataFrame, optional
+        Edge tables (``pre_id, post_id, n_synapses``): edge scores. Derived from
+        the synapse tables when these are not given.
+    segment_map : pandas.Series, optional
+        Predicted segment -> ground-truth id (:func:`map_segments_to_gt`); None
+        means predicted ids already are ground-truth ids.
+    max_distance_nm : float
+        Matching distance for synapses.
+    strong_threshold : float
+        Weight from which an edge is strong.
+    weight : str
+        Edge weight column.
+
+    Returns
+    -------
+    dict
+        Flat ``name -> number``.
+
+    Raises
+    ------
+    TableFormatError
+        For malformed tables.
+    VolumeError
+        If only one table of a pair is given.
+    """
+    out: dict = {}
+    _pair_given(pred_synapses, gt_synapses, "pred_synapses", "gt_synapses")
+    _pair_given(pred_edges, gt_edges, "pred_edges", "gt_edges")
+    if pred_synapses is not None:
+        s = synapse_scores(pred_synapses, gt_synapses, segment_map=segment_map, max_distance_nm=max_distance_nm)
+        d = synapse_scores(
+            pred_synapses, gt_synapses, segment_map=segment_map, max_distance_nm=max_distance_nm,
+            require_partners=False,
+        )
+        out.update(
+            synapse_precision=s.precision, synapse_recall=s.recall, synapse_f1=s.f1,
+            synapse_n_matched=s.n_matched, synapse_n_pred=s.n_pred, synapse_n_gt=s.n_gt,
+            synapse_match_distance_nm=s.mean_match_distance_nm,
+            synapse_detection_precision=d.precision, synapse_detection_recall=d.recall,
+            synapse_detection_f1=d.f1,
+            synapse_pred_to_gt_nm=s.mean_pred_to_gt_nm, synapse_gt_to_pred_nm=s.mean_gt_to_pred_nm,
+        )
+        if pred_edges is None:
+            pred_edges = edges_from_synapses(pred_synapses, weight=weight)
+            gt_edges = edges_from_synapses(gt_synapses, weight=weight)
+    if pred_edges is not None:
+        e = edge_scores(pred_edges, gt_edges, segment_map=segment_map, weight=weight, strong_threshold=strong_threshold)
+        out.update({f"edge_{k}": v for k, v in e._asdict().items()})
+    return out
+
+
+def evaluate_run(run_path, *, compute_erl: bool = True, max_distance_nm: float = 400.0) -> dict:
+    """Score a run directory against the ground truth it holds.
+
+    Parameters
+    ----------
+    run_path : str or Path
+        A run directory (DESIGN.md layout).
+    compute_erl : bool
+        Skeletonize ``gt_segmentation`` and compute ERL.
+    max_distance_nm : float
+        Matching distance for synapses.
+
+    Returns
+    -------
+    dict
+        What :func:`evaluate_arrays` and :func:`evaluate_tables` return for the
+        arrays and tables present: ``segmentation`` vs ``gt_segmentation``
+        (cropped to their common Roi), ``synapses``/``edges`` vs
+        ``gt_synapses``/``gt_edges`` (predicted ids mapped to ground truth by
+        maximum overlap when both segmentations exist), and the NCC of
+        ``aligned``. Residuals against ``gt_transforms`` are not computed here.
+
+    Raises
+    ------
+    RunDirectoryError
+        If ``run_path`` is not a run, or holds no ground truth at all.
+    """
+    from ..run import Run
+
+    run = Run(run_path)
+    arrays = set(run.arrays())
+    tables = set(run.tables())
+    gt_present = "gt_segmentation" in arrays or "gt_synapses" in tables or "gt_edges" in tables
+    if not gt_present:
+        raise RunDirectoryError(
+            f"run {run.path} has no ground truth (no 'gt_segmentation' array, no 'gt_synapses' or "
+            "'gt_edges' table); evaluate needs a run made by `connectomix synth` or with imported ground truth"
+        )
+    out: dict = {}
+    segment_map = None
+    if {"segmentation", "gt_segmentation"} <= arrays:
+        pred, gt = _common(run.open("segmentation"), run.open("gt_segmentation"))
+        fields, table = _score_segmentation(
+            pred, gt, voxel_size=None, offset=None, gt_skeletons=None, compute_erl=compute_erl,
+            min_overlap_vx=100, teasar_params=None, chunk_voxels=DEFAULT_CHUNK_VOXELS,
+        )
+        out.update(fields)
+        segment_map = map_segments_to_gt(table=table)
+    if "gt_synapses" in tables and "synapses" in tables:
+        out.update(
+            evaluate_tables(
+                pred_synapses=run.read_table("synapses"), gt_synapses=run.read_table("gt_synapses"),
+                pred_edges=run.read_table("edges") if {"edges", "gt_edges"} <= tables else None,
+                gt_edges=run.read_table("gt_edges") if {"edges", "gt_edges"} <= tables else None,
+                segment_map=segment_map, max_distance_nm=max_distance_nm,
+            )
+        )
+    elif {"edges", "gt_edges"} <= tables:
+        out.update(
+            evaluate_tables(pred_edges=run.read_table("edges"), gt_edges=run.read_table("gt_edges"), segment_map=segment_map)
+        )
+    if "aligned" in arrays:
+        out.update(_ncc_fields(section_ncc(run.open("aligned"))))
+    return out
+
+
+def _common(a, b):
+    """Crop two Volumes to their common Roi (same voxel size required)."""
+    if tuple(a.voxel_size) != tuple(b.voxel_size):
+        raise VolumeError(
+            f"segmentation (voxel size {tuple(a.voxel_size)}) and gt_segmentation "
+            f"(voxel size {tuple(b.voxel_size)}) are on different grids"
+        )
+    roi = a.roi.intersect(b.roi)
+    if roi.empty:
+        raise VolumeError(f"segmentation {a.roi} and gt_segmentation {b.roi} do not overlap")
+    if roi == a.roi and roi == b.roi:
+        return a, b
+    return a.crop(roi), b.crop(roi)

@@ -1,0 +1,222 @@
+"""Tests for VOI, adapted Rand, split/merge counts and the segment -> gt map."""
+
+import numpy as np
+import pytest
+from skimage.metrics import adapted_rand_error as sk_rand
+from skimage.metrics import variation_of_information as sk_voi
+
+from connectomix.errors import VolumeError
+from connectomix.evaluate import (
+    adapted_rand_error,
+    apply_segment_map,
+    contingency_table,
+    map_segments_to_gt,
+    split_merge_errors,
+    variation_of_information,
+)
+from connectomix.testing import blobs
+
+
+def compact(labels):
+    """Relabel to 0..K-1 keeping 0 as 0, so that scikit-image can take any ids."""
+    u, inv = np.unique(labels, return_inverse=True)
+    out = inv.reshape(labels.shape).astype(np.int64)
+    if u[0] != 0:
+        out += 1
+    return out
+
+
+def assert_matches_skimage(pred, gt):
+    """Our VOI and Rand equal scikit-image's (label ids compacted for it)."""
+    g, p = compact(gt), compact(pred)
+    voi = variation_of_information(pred, gt)
+    split, merge = sk_voi(g, p, ignore_labels=[0])
+    np.testing.assert_allclose([voi.split, voi.merge], [split, merge], rtol=1e-9, atol=1e-12)
+    assert voi.total == pytest.approx(voi.split + voi.merge)
+    ours = adapted_rand_error(pred, gt)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        err, sk_prec, sk_rec = sk_rand(g, p)
+    # scikit-image 0.26 returns precision and recall swapped (its issue #6485)
+    np.testing.assert_allclose(
+        [ours.error, ours.precision, ours.recall], [err, sk_rec, sk_prec], rtol=1e-9, atol=1e-12
+    )
+
+
+def perturb(gt, seed):
+    """A plausible prediction: a few objects split by a plane, a few merged, noisy boundaries."""
+    rng = np.random.default_rng(seed)
+    pred = gt.copy()
+    ids = np.unique(gt)
+    for i in rng.choice(ids, size=max(1, len(ids) // 4), replace=False):
+        m = (gt == i) & (np.indices(gt.shape)[-1] > gt.shape[-1] // 2)
+        pred[m] = gt.max() + 100 + i
+    a, b = rng.choice(ids, size=2, replace=False)
+    pred[pred == a] = b
+    return np.roll(pred, 1, axis=1)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_random_volumes_match_skimage(seed):
+    rng = np.random.default_rng(seed)
+    gt = rng.integers(1, 6, size=(5, 6, 7))
+    pred = rng.integers(0, 8, size=(5, 6, 7))
+    assert_matches_skimage(pred, gt)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_realistic_volumes_match_skimage(seed):
+    gt = blobs((8, 32, 32), n=30, seed=seed)
+    pred = perturb(gt, seed)
+    assert_matches_skimage(pred, gt)
+
+
+def test_ground_truth_zero_is_ignored_like_skimage():
+    gt = blobs((6, 24, 24), n=20, seed=7)
+    gt[:, ::5, :] = 0  # extracellular space
+    pred = perturb(gt, 7)
+    assert_matches_skimage(pred, gt)
+    # changing the prediction where gt is 0 changes nothing
+    pred2 = pred.copy()
+    pred2[gt == 0] = 12345
+    assert variation_of_information(pred2, gt) == variation_of_information(pred, gt)
+    assert adapted_rand_error(pred2, gt) == adapted_rand_error(pred, gt)
+
+
+def test_perfect_and_permuted_labels():
+    gt = blobs((6, 20, 20), n=12, seed=1)
+    perm = np.random.default_rng(0).permutation(1000)[: int(gt.max()) + 1] + 1
+    pred = perm[gt]
+    voi = variation_of_information(pred, gt)
+    assert voi.split == 0.0 and voi.merge == 0.0
+    rand = adapted_rand_error(pred, gt)
+    assert rand == (0.0, 1.0, 1.0)
+    assert_matches_skimage(pred, gt)
+
+
+def test_all_one_label():
+    gt = blobs((4, 16, 16), n=8, seed=2)
+    one = np.ones_like(gt)
+    assert_matches_skimage(one, gt)  # everything merged
+    assert_matches_skimage(gt, one)  # everything split
+    voi = variation_of_information(one, gt)
+    assert voi.split == 0.0 and voi.merge > 0
+    rand = adapted_rand_error(one, gt)
+    assert rand.recall == 1.0 and rand.precision < 1.0  # merges cost precision
+    rand = adapted_rand_error(gt, one)
+    assert rand.precision == 1.0 and rand.recall < 1.0  # splits cost recall
+    assert_matches_skimage(one, one)
+
+
+def test_all_distinct_labels():
+    n = 5 * 6 * 7
+    distinct = np.arange(1, n + 1).reshape(5, 6, 7)
+    gt = blobs((5, 6, 7), n=4, seed=0)
+    assert_matches_skimage(distinct, gt)
+    assert_matches_skimage(gt, distinct)
+    assert_matches_skimage(distinct, distinct)  # no pairs at all: NaN like scikit-image
+    voi = variation_of_information(distinct, gt)
+    assert voi.merge == 0.0
+    assert voi.split > 0
+
+
+def test_uint64_labels_near_two_to_the_64():
+    gt = blobs((6, 20, 20), n=15, seed=3)
+    pred = perturb(gt, 3)
+    top = np.uint64(np.iinfo(np.uint64).max)
+    gt_big = np.where(gt > 0, top - gt, 0).astype(np.uint64)
+    pred_big = (top - pred.astype(np.uint64)).astype(np.uint64)
+    assert variation_of_information(pred_big, gt_big) == pytest.approx(variation_of_information(pred, gt))
+    assert adapted_rand_error(pred_big, gt_big) == pytest.approx(adapted_rand_error(pred, gt))
+    assert_matches_skimage(pred_big, gt_big)
+
+
+def test_voi_in_bits_by_hand():
+    gt = np.array([1, 1, 1, 1, 2, 2, 2, 2])
+    pred = np.array([1, 1, 2, 2, 3, 3, 3, 3])  # object 1 halved: 0.5 bits of split
+    assert variation_of_information(pred, gt) == (0.5, 0.0, 0.5)
+    assert variation_of_information(gt, pred) == (0.0, 0.5, 0.5)
+
+
+def test_rand_alpha():
+    gt = blobs((4, 16, 16), n=6, seed=4)
+    pred = perturb(gt, 4)
+    r = adapted_rand_error(pred, gt)
+    assert adapted_rand_error(pred, gt, alpha=1.0).error == pytest.approx(1 - r.precision)
+    assert adapted_rand_error(pred, gt, alpha=0.0).error == pytest.approx(1 - r.recall)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        assert adapted_rand_error(pred, gt, alpha=0.3).error == pytest.approx(
+            sk_rand(compact(gt), compact(pred), alpha=0.7)[0]
+        )
+    with pytest.raises(ValueError, match="alpha"):
+        adapted_rand_error(pred, gt, alpha=1.5)
+
+
+def test_table_argument():
+    gt = blobs((4, 16, 16), n=6, seed=5)
+    pred = perturb(gt, 5)
+    t = contingency_table(pred, gt)
+    assert variation_of_information(table=t) == variation_of_information(pred, gt)
+    assert adapted_rand_error(table=t) == adapted_rand_error(pred, gt)
+    with pytest.raises(TypeError, match="not both"):
+        variation_of_information(pred, gt, table=t)
+    with pytest.raises(TypeError, match="give pred_labels and gt_labels"):
+        variation_of_information(pred)
+    with pytest.raises(TypeError, match="ContingencyTable"):
+        adapted_rand_error(table={"a": 1})
+
+
+def test_all_ignored_ground_truth_is_an_error():
+    with pytest.raises(VolumeError, match="gt_labels has no labelled voxel"):
+        variation_of_information(np.ones((3, 3), np.uint8), np.zeros((3, 3), np.uint8))
+    with pytest.raises(VolumeError, match="gt_labels has no labelled voxel"):
+        adapted_rand_error(np.ones((3, 3), np.uint8), np.zeros((3, 3), np.uint8))
+
+
+def test_split_merge_counts():
+    gt = np.repeat(np.array([1, 2, 3, 4]), 10)
+    pred = np.concatenate([
+        [10] * 5 + [11] * 5,  # object 1 split in two
+        [12] * 8 + [13] * 2,  # object 2: a 2-voxel sliver, below the threshold
+        [14] * 10,            # objects 3 and 4 merged
+        [14] * 6 + [0] * 4,   # part of object 4 unassigned: not a piece
+    ])
+    e = split_merge_errors(pred, gt, min_overlap_vx=3)
+    assert (e.n_split_objects, e.n_split_errors, e.n_merged_segments, e.n_merge_errors) == (1, 1, 1, 1)
+    assert e.gt_objects.set_index("gt_id")["n_pieces"].to_dict() == {1: 2, 2: 1, 3: 1, 4: 1}
+    seg = e.segments.set_index("segment_id")
+    assert seg.loc[14, "n_gt"] == 2 and bool(seg.loc[14, "merged"])
+    assert 0 not in seg.index
+    e1 = split_merge_errors(pred, gt, min_overlap_vx=1)
+    assert (e1.n_split_objects, e1.n_split_errors) == (2, 2)  # the sliver now counts
+    with pytest.raises(ValueError, match="min_overlap_vx"):
+        split_merge_errors(pred, gt, min_overlap_vx=0)
+
+
+def test_split_merge_counts_three_way():
+    gt = np.repeat(np.array([1, 2, 3]), 4)
+    pred = np.array([5, 5, 6, 6, 7, 7, 7, 7, 7, 7, 7, 8])
+    e = split_merge_errors(pred, gt, min_overlap_vx=1)
+    assert (e.n_split_objects, e.n_split_errors) == (2, 2)
+    assert (e.n_merged_segments, e.n_merge_errors) == (1, 1)
+
+
+def test_map_segments_to_gt():
+    gt = np.array([1, 1, 1, 2, 2, 0, 0, 3, 3, 0])
+    pred = np.array([7, 7, 8, 8, 8, 9, 9, 0, 0, 10])
+    m = map_segments_to_gt(pred, gt)
+    assert m.to_dict() == {7: 1, 8: 2}  # 9 and 10 only cover gt 0; segment 0 is never mapped
+    assert m.index.dtype == np.uint64 and m.dtype == np.uint64
+    tie = map_segments_to_gt(np.array([4, 4, 4, 4]), np.array([9, 9, 3, 3]))
+    assert tie.to_dict() == {4: 3}  # a tie goes to the smaller gt id
+    out = apply_segment_map(np.array([7, 8, 9, 0, 123]), m)
+    assert out.tolist() == [1, 2, 0, 0, 0]
+    assert out.dtype == np.uint64
+    assert apply_segment_map([5], map_segments_to_gt(np.array([0]), np.array([0]))).tolist() == [0]
+
+
+def test_map_large_ids():
+    top = np.iinfo(np.uint64).max
+    gt = np.array([top, top, 1], np.uint64)
+    pred = np.array([top - 1, top - 1, top - 1], np.uint64)
+    m = map_segments_to_gt(pred, gt)
+    assert m.to_dict() == {int(top - 1): int(top)}
