@@ -190,3 +190,40 @@ def test_demo_runs_what_exists_and_says_what_does_not(tmp_path):
     run = Run(tmp_path / "demo")
     assert {"raw", "smoothed"} <= set(run.arrays())
     open_volume(run.volume_path("smoothed"))  # complete
+
+
+def test_analyze_a_dataset_and_an_edge_list(tmp_path):
+    import json
+
+    import pandas as pd
+
+    r = _cli("analyze", "--dataset", "celegans-varshney2011", "--out", str(tmp_path / "a"), "--n-null", "5",
+             "--n-perturb", "2")
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "a" / "analysis.json").read_text())
+    assert (res["n_neurons"], res["n_edges"], res["n_synapses"]) == (280, 2194, 6394)  # Varshney et al. 2011
+    # a FlyWire Codex-style edge list
+    pd.DataFrame({"pre_root_id": [1, 1, 2, 3, 3], "post_root_id": [2, 3, 3, 1, 2], "syn_count": [5, 1, 2, 7, 1],
+                  "nt_type": ["ACH"] * 5}).to_csv(tmp_path / "e.csv", index=False)
+    r = _cli("analyze", "--edges", str(tmp_path / "e.csv"), "--out", str(tmp_path / "b"), "--n-null", "5",
+             "--n-perturb", "0")
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "b" / "analysis.json").read_text())
+    assert res["n_edges"] == 5 and res["n_synapses"] == 16
+
+
+def test_analyze_bad_input(tmp_path):
+    import pandas as pd
+
+    pd.DataFrame({"a": [1], "b": [2]}).to_csv(tmp_path / "odd.csv", index=False)
+    for args, match in [
+        (["--dataset", "celegans-nope"], "celegans-varshney2011"),
+        (["--edges", str(tmp_path / "odd.csv")], "a, b|'a'"),
+        ([], "exactly one of"),
+        ([str(tmp_path / "nowhere"), "--dataset", "celegans-varshney2011"], "exactly one of"),
+    ]:
+        r = _cli("analyze", *args, "--out", str(tmp_path / "x"))
+        assert r.returncode != 0
+        lines = [l for l in r.stderr.splitlines() if l.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+        assert any(m in lines[0] for m in match.split("|")), lines[0]

@@ -230,6 +230,80 @@ def demo(
     _print_info(summary["info"]) if not _STATE["quiet"] else None
 
 
+@app.command()
+def evaluate(
+    run: Path = typer.Argument(..., help="Run directory holding ground truth (e.g. made by `connectomix synth`)."),
+    erl: bool = typer.Option(True, "--erl/--no-erl", help="Skeletonize the ground truth and compute ERL."),
+    max_distance: float = typer.Option(400.0, "--max-distance", help="Synapse matching distance in nm."),
+):
+    """Score a run against its ground truth: VOI, Rand, ERL, synapse and edge F1; writes evaluation.json."""
+    from .pipeline import evaluate_stage
+
+    scores = evaluate_stage(run, compute_erl=erl, max_distance_nm=max_distance)
+    if _STATE["quiet"]:
+        return
+    from rich.table import Table
+
+    t = Table(title=f"evaluation of {run}")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for k, v in scores.items():
+        t.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
+    _console().print(t)
+    _say(f"written to {Path(run) / 'evaluation.json'}")
+
+
+@app.command()
+def datasets():
+    """List the real connectomes that ship offline (C. elegans from cect, ...)."""
+    from .datasets import list_datasets
+
+    df = list_datasets()
+    from rich.table import Table
+
+    t = Table(title="shipped datasets (connectomix.datasets.load(NAME))")
+    for col in ("name", "description", "reference"):
+        t.add_column(col)
+    for row in df.itertuples():
+        t.add_row(row.name, row.description, row.reference)
+    _console().print(t)
+
+
+@app.command()
+def analyze(
+    run: Optional[Path] = typer.Argument(None, help="A run directory (its neurons/edges tables)."),
+    edges: Optional[Path] = typer.Option(None, "--edges", help="Edge list: CSV or Parquet (FlyWire, neuPrint, CAVE, pre/post/weight)."),
+    nodes: Optional[Path] = typer.Option(None, "--nodes", help="Node table for --edges."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="A shipped dataset (see `connectomix datasets`)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default RUN/analysis)."),
+    ground_truth: bool = typer.Option(False, "--ground-truth", help="Analyse the run's ground-truth graph (gt_* tables)."),
+    pre: Optional[str] = typer.Option(None, "--pre", help="Column of presynaptic ids (overrides recognition)."),
+    post: Optional[str] = typer.Option(None, "--post", help="Column of postsynaptic ids."),
+    weight: Optional[str] = typer.Option(None, "--weight", help="Column of weights (synapse counts)."),
+    edge_kind: str = typer.Option("chemical", "--edge-kind", help="chemical, electrical or combined."),
+    self_loops: str = typer.Option("keep", "--self-loops", help="keep or drop self-loops."),
+    n_null: int = typer.Option(100, "--n-null", help="Null networks for motif z-scores and the rich club."),
+    n_perturb: int = typer.Option(20, "--n-perturb", help="Perturbed copies for error-aware statistics (0 = skip)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of every random step."),
+):
+    """Analyse a connectome: motifs, hubs, rich club, modules, pathways, dynamics, error-aware statistics."""
+    from .errors import ConfigError
+    from .pipeline import analyze_stage, load_connectome
+
+    c = load_connectome(run=run, edges=edges, nodes=nodes, dataset=dataset, ground_truth=ground_truth,
+                        pre=pre, post=post, weight=weight, self_loops=self_loops)
+    if out is None:
+        if run is None:
+            raise ConfigError("--out DIR is required with --edges or --dataset")
+        out = Path(run) / "analysis"
+    res = analyze_stage(c, out, kind=edge_kind, n_null=n_null, n_perturb=n_perturb, seed=seed, run=run)
+    _say(
+        f"{c.name}: {res['n_neurons']} neurons, {res['n_edges']} edges, {res['n_synapses']} synapses, "
+        f"reciprocity {res['reciprocity']:.3f}, largest SCC {res['largest_scc']}"
+    )
+    _say(f"results in {out}/analysis.json, tables/ and figures/")
+
+
 @app.command("run")
 def run_config(
     config: Path = typer.Argument(..., help="YAML configuration describing the run."),

@@ -276,3 +276,88 @@ def demo(out, *, cluster: ClusterConfig = ClusterConfig(), progress=None, say=pr
     info = run_info(out)
     say(f"done in {time.perf_counter() - t0:.1f} s. Inspect with: connectomix info {out}")
     return {"run": str(run.path), "info": info}
+
+
+# ---------------------------------------------------------------------- evaluate
+def evaluate_stage(run_path, *, compute_erl: bool = True, max_distance_nm: float = 400.0) -> dict:
+    """Score a run against its ground truth; write ``RUN/evaluation.json`` (the ``evaluate`` stage)."""
+    import json
+    import math
+    import os
+
+    from .evaluate import evaluate_run
+
+    run = Run(run_path)
+    cfg = {"compute_erl": compute_erl, "max_distance_nm": max_distance_nm}
+    with run.stage("evaluate", cfg, force=True):
+        scores = evaluate_run(run.path, compute_erl=compute_erl, max_distance_nm=max_distance_nm)
+        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in scores.items()}
+        tmp = run.path / "evaluation.json.tmp"
+        tmp.write_text(json.dumps(clean, indent=2, default=_json_default))
+        os.replace(tmp, run.path / "evaluation.json")
+    return scores
+
+
+def _json_default(v):
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return str(v)
+
+
+# ---------------------------------------------------------------------- analyze
+def load_connectome(
+    *,
+    run=None,
+    edges=None,
+    nodes=None,
+    dataset: str | None = None,
+    ground_truth: bool = False,
+    pre: str | None = None,
+    post: str | None = None,
+    weight: str | None = None,
+    self_loops: str = "keep",
+):
+    """The Connectome from exactly one source: a run, an edge list or a shipped dataset."""
+    from .errors import ConfigError, TableNotFoundError
+
+    given = [x is not None for x in (run, edges, dataset)]
+    if sum(given) != 1:
+        raise ConfigError("analyze needs exactly one of RUN, --edges FILE or --dataset NAME")
+    if dataset is not None:
+        from . import datasets
+
+        return datasets.load(dataset)
+    if edges is not None:
+        from .analysis import read_edge_list
+
+        return read_edge_list(edges, nodes, pre=pre, post=post, weight=weight, self_loops=self_loops)
+    from .graph import Connectome
+
+    r = Run(run)
+    prefix = "gt_" if ground_truth else ""
+    have = r.tables()
+    for t in ("neurons", "edges"):
+        if prefix + t not in have:
+            hint = (
+                "the graph stage (issue #6) has not made it yet; use --ground-truth on a synthetic run"
+                if not ground_truth else "this run has no ground truth (make one with `connectomix synth`)"
+            )
+            raise TableNotFoundError(f"run {r.path} has no '{prefix}{t}' table: {hint}")
+    synapses = r.read_table(prefix + "synapses") if prefix + "synapses" in have else None
+    name = f"{r.path.name} ({'ground truth' if ground_truth else 'reconstruction'})"
+    return Connectome(r.read_table(prefix + "neurons"), r.read_table(prefix + "edges"), synapses, name=name)
+
+
+def analyze_stage(connectome, out_dir, *, kind: str = "chemical", n_null: int = 100, n_perturb: int = 20,
+                  seed: int = 0, run=None) -> dict:
+    """Analyse a Connectome into ``out_dir`` (analysis.json, tables, figures); record the stage in a run."""
+    from .analysis import analyze
+
+    cfg = {"kind": kind, "n_null": n_null, "n_perturb": n_perturb, "seed": seed, "name": connectome.name}
+    if run is None:
+        return analyze(connectome, out_dir, kind=kind, n_null=n_null, n_perturb=n_perturb, seed=seed)
+    r = Run(run)
+    with r.stage("analyze", cfg, force=True):
+        return analyze(connectome, out_dir, kind=kind, n_null=n_null, n_perturb=n_perturb, seed=seed)
