@@ -304,6 +304,37 @@ def analyze(
     _say(f"results in {out}/analysis.json, tables/ and figures/")
 
 
+@app.command()
+def train(
+    out: Path = typer.Option(..., "--out", "-o", help="Model directory (resumed when it has a checkpoint)."),
+    iterations: int = typer.Option(2000, "--iterations", help="Total iterations to reach."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda (mixed precision on cuda)."),
+    n_volumes: int = typer.Option(8, "--volumes", help="Training volumes to generate (train preset)."),
+    shape: Tuple[int, int, int] = typer.Option((32, 256, 256), "--shape", help="Shape of each training volume."),
+    patch: Tuple[int, int, int] = typer.Option((16, 128, 128), "--patch", help="Training patch (multiple of 2, 8, 8)."),
+    features: int = typer.Option(12, "--features", help="Feature maps at the top level of the U-Net."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch."),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop (with a checkpoint) after this long."),
+    seed: int = typer.Option(0, "--seed", help="Seed of sampling and initialisation."),
+):
+    """Train the affinity U-Net on synthetic volumes (resumable; checkpoints and loss curve in OUT)."""
+    from .models import TRAIN_SEEDS, VAL_SEEDS, make_volumes, train as run_train
+
+    if n_volumes > len(TRAIN_SEEDS):
+        from .errors import ConfigError
+
+        raise ConfigError(f"--volumes must be at most {len(TRAIN_SEEDS)}, got {n_volumes}")
+    say = (lambda m: None) if _STATE["quiet"] else (lambda m: _console().print(m))
+    vols = make_volumes(TRAIN_SEEDS[:n_volumes], shape=shape, log=say)
+    val = make_volumes(VAL_SEEDS, shape=shape, log=say)
+    info = {"preset": "train", "train_seeds": list(TRAIN_SEEDS[:n_volumes]), "val_seeds": list(VAL_SEEDS),
+            "shape": list(shape)}
+    summary = run_train(out, vols, val, iterations=iterations, device=device, patch=patch, features=features,
+                        threads=threads, seed=seed, log=say, data_info=info,
+                        max_seconds=None if max_minutes is None else max_minutes * 60)
+    _say(f"model in {out}: {summary['iterations']} iterations, validation loss {summary['last_val_loss']}")
+
+
 @app.command("run")
 def run_config(
     config: Path = typer.Argument(..., help="YAML configuration describing the run."),

@@ -1,0 +1,26 @@
+"""Neural networks (PyTorch): imported only by the stages that need them.
+
+UNet3D              compact anisotropic 3D U-Net predicting affinities
+train               resumable training with checkpoints, validation and a loss curve
+load_model          a trained model (weights only), the shipped one by default
+predict_affinities  block-wise prediction into a run's ``affinities`` array
+make_volumes        training/validation volumes from the synthetic generator
+"""
+
+from ._data import TRAIN_SEEDS, VAL_SEEDS, make_volumes
+from ._predict import predict_affinities, predict_array
+from ._train import affinity_loss, load_model, train
+from ._unet import DEFAULT_OFFSETS, UNet3D
+
+__all__ = [
+    "UNet3D",
+    "DEFAULT_OFFSETS",
+    "train",
+    "load_model",
+    "affinity_loss",
+    "predict_affinities",
+    "predict_array",
+    "make_volumes",
+    "TRAIN_SEEDS",
+    "VAL_SEEDS",
+]

@@ -1,0 +1,293 @@
+"""Training of the affinity U-Net: resumable, checkpointed, with a loss curve.
+
+A model directory holds everything about one model::
+
+    MODEL_DIR/
+      model.pt          weights only (a state dict; load with weights_only=True)
+      model.json        architecture, offsets, training summary
+      checkpoint.pt     weights + optimizer + iteration + RNG state, for resuming
+      log.csv           iteration, train loss, validation loss, seconds
+      loss.png          the loss curve
+
+``train`` resumes from ``checkpoint.pt`` when it exists, also in a later session:
+a background job ends with the session that started it, so checkpoints are frequent.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+__all__ = ["train", "load_model", "affinity_loss"]
+
+
+def _valid_masks(shape, offsets):
+    """Per channel: 1 where v + offset lies inside the patch (the target is defined)."""
+    mask = np.zeros((len(offsets),) + tuple(shape), np.float32)
+    for c, off in enumerate(offsets):
+        sl = tuple(slice(max(0, -o), n - max(0, o)) for o, n in zip(off, shape))
+        mask[(c,) + sl] = 1
+    return mask
+
+
+def affinity_loss(logits, target, mask):
+    """Class-balanced binary cross-entropy over valid voxels, averaged over channels.
+
+    Boundaries (affinity 0) are rare; positives and negatives each get half the
+    weight of a channel so the network cannot ignore membranes. A network that
+    outputs 0.5 everywhere scores ln 2 = 0.693.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    pos = (target * mask).sum(dim=(0, 2, 3, 4), keepdim=True)
+    neg = ((1 - target) * mask).sum(dim=(0, 2, 3, 4), keepdim=True)
+    w = mask * (target * 0.5 / pos.clamp(min=1) + (1 - target) * 0.5 / neg.clamp(min=1))
+    loss = F.binary_cross_entropy_with_logits(logits.float(), target, weight=w, reduction="sum")
+    return loss / logits.shape[1]
+
+
+class PatchSampler:
+    """Random training patches (raw in 0..1, affinity targets) from whole volumes."""
+
+    def __init__(self, volumes, patch, offsets, *, augment: bool = True):
+        self.volumes = volumes
+        self.patch = tuple(patch)
+        self.offsets = offsets
+        self.augment = augment
+        self.mask = _valid_masks(self.patch, offsets)
+        for raw, lab in volumes:
+            if any(s < p for s, p in zip(raw.shape, self.patch)):
+                raise ValueError(f"training volume {raw.shape} is smaller than the patch {self.patch}")
+
+    def sample(self, rng: np.random.Generator):
+        from ..segment import affinities_from_labels
+        from ._augment import augment
+
+        raw, lab = self.volumes[rng.integers(len(self.volumes))]
+        corner = [rng.integers(0, s - p + 1) for s, p in zip(raw.shape, self.patch)]
+        sl = tuple(slice(c, c + p) for c, p in zip(corner, self.patch))
+        r = raw[sl].astype(np.float32) / 255.0
+        l = np.asarray(lab[sl])
+        if self.augment:
+            r, l = augment(r, l, rng)
+        return r, affinities_from_labels(l, self.offsets)
+
+
+def _save(obj, path: Path) -> None:
+    import torch
+
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train(
+    out_dir,
+    volumes: Sequence[tuple[np.ndarray, np.ndarray]],
+    val_volumes: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    iterations: int = 1000,
+    device: str = "cpu",
+    patch=(16, 128, 128),
+    batch_size: int = 1,
+    lr: float = 5e-4,
+    features: int = 12,
+    offsets=None,
+    checkpoint_every: int = 50,
+    validate_every: int = 100,
+    n_val_patches: int = 8,
+    seed: int = 0,
+    threads: int | None = None,
+    max_seconds: float | None = None,
+    log: Callable[[str], None] = print,
+    data_info: dict | None = None,
+) -> dict:
+    """Train (or continue training) the affinity U-Net into ``out_dir``.
+
+    Parameters
+    ----------
+    out_dir : path
+        The model directory; resumed from its ``checkpoint.pt`` when present.
+    volumes, val_volumes : sequences of (raw uint8, labels) pairs, (Z, Y, X)
+        Training and validation volumes (validation seeds never used for training).
+    iterations : int
+        Total iterations to reach (including those already done).
+    device : {'cpu', 'cuda'}
+        Mixed precision (bfloat16 autocast) is used on CUDA.
+    max_seconds : float, optional
+        Stop (after a checkpoint) when this much wall time has passed.
+
+    Returns
+    -------
+    dict
+        The training summary also written to ``model.json``.
+    """
+    import torch
+
+    from ._unet import DEFAULT_OFFSETS, UNet3D
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    offsets = [list(o) for o in (offsets or DEFAULT_OFFSETS)]
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    model = UNet3D(1, len(offsets), features=features).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    start_it, elapsed, history = 0, 0.0, []
+    ckpt_path = out / "checkpoint.pt"
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        start_it, elapsed = int(ckpt["iteration"]), float(ckpt["seconds"])
+        history = json.loads(ckpt["history"])
+        log(f"resumed from {ckpt_path} at iteration {start_it}")
+        prev = json.loads((out / "model.json").read_text()) if (out / "model.json").exists() else {}
+        if prev.get("offsets", offsets) != offsets:
+            raise ValueError(f"{out} was trained with offsets {prev['offsets']}, not {offsets}")
+    sampler = PatchSampler(volumes, patch, offsets)
+    val_sampler = PatchSampler(val_volumes, patch, offsets, augment=False)
+    val_rng = np.random.default_rng(12345)
+    val_set = [val_sampler.sample(val_rng) for _ in range(n_val_patches)]
+    mask = torch.from_numpy(sampler.mask[None]).to(device)
+    use_amp = device.startswith("cuda")
+    rng = np.random.default_rng([seed, start_it])
+    t0 = time.perf_counter()
+    it = start_it
+    running = []
+
+    def validate():
+        model.eval()
+        losses = []
+        with torch.no_grad():
+            for r, a in val_set:
+                x = torch.from_numpy(r[None, None]).to(device)
+                y = torch.from_numpy(a[None]).to(device)
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                    logits = model(x)
+                losses.append(float(affinity_loss(logits, y, mask)))
+        model.train()
+        return float(np.mean(losses))
+
+    def checkpoint():
+        _save(
+            {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "iteration": it,
+                "seconds": elapsed + time.perf_counter() - t0,
+                "history": json.dumps(history),
+            },
+            ckpt_path,
+        )
+        _save(model.state_dict(), out / "model.pt")
+        summary = {
+            "architecture": "UNet3D",
+            "config": model.config,
+            "offsets": offsets,
+            "iterations": it,
+            "device": device,
+            "train_seconds": round(elapsed + time.perf_counter() - t0, 1),
+            "patch": list(patch),
+            "batch_size": batch_size,
+            "lr": lr,
+            "seed": seed,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "last_val_loss": next((h["val_loss"] for h in reversed(history) if h.get("val_loss") is not None), None),
+            "data": data_info or {},
+        }
+        (out / "model.json").write_text(json.dumps(summary, indent=2))
+        _write_log(out, history)
+        return summary
+
+    model.train()
+    summary = None
+    while it < iterations:
+        xs, ys = zip(*(sampler.sample(rng) for _ in range(batch_size)))
+        x = torch.from_numpy(np.stack(xs)[:, None]).to(device)
+        y = torch.from_numpy(np.stack(ys)).to(device)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+            logits = model(x)
+        loss = affinity_loss(logits, y, mask.expand_as(y))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        it += 1
+        running.append(float(loss.detach()))
+        entry = None
+        if it % 10 == 0:
+            entry = {"iteration": it, "loss": float(np.mean(running)), "val_loss": None,
+                     "seconds": round(elapsed + time.perf_counter() - t0, 1)}
+            running = []
+        if it % validate_every == 0 or it == iterations:
+            entry = entry or {"iteration": it, "loss": float(np.mean(running or [float(loss)])),
+                              "seconds": round(elapsed + time.perf_counter() - t0, 1)}
+            entry["val_loss"] = validate()
+            log(f"iteration {it}: train loss {entry['loss']:.4f}, validation loss {entry['val_loss']:.4f}")
+        if entry:
+            history.append(entry)
+        timed_out = max_seconds is not None and time.perf_counter() - t0 > max_seconds
+        if it % checkpoint_every == 0 or it == iterations or timed_out:
+            summary = checkpoint()
+        if timed_out:
+            log(f"stopping at iteration {it}: time limit reached (resume by running again)")
+            break
+    if summary is None:
+        summary = checkpoint()
+    return summary
+
+
+def _write_log(out: Path, history) -> None:
+    lines = ["iteration,loss,val_loss,seconds"]
+    for h in history:
+        v = "" if h.get("val_loss") is None else f"{h['val_loss']:.5f}"
+        lines.append(f"{h['iteration']},{h['loss']:.5f},{v},{h['seconds']}")
+    (out / "log.csv").write_text("\n".join(lines) + "\n")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # the picture is optional; the CSV is the record
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    it = [h["iteration"] for h in history]
+    ax.plot(it, [h["loss"] for h in history], label="train", lw=1)
+    val = [(h["iteration"], h["val_loss"]) for h in history if h.get("val_loss") is not None]
+    if val:
+        ax.plot(*zip(*val), "o-", label="validation")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("balanced BCE")
+    ax.set_yscale("log")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "loss.png", dpi=100)
+    plt.close(fig)
+
+
+def load_model(model_dir=None, *, device: str = "cpu"):
+    """Load a trained U-Net (weights only, never arbitrary pickles) and its metadata."""
+    import torch
+
+    from ._unet import UNet3D
+
+    d = Path(model_dir) if model_dir else Path(__file__).parent / "weights"
+    meta_path = d / "model.json"
+    if not meta_path.exists():
+        from ..errors import VolumeNotFoundError
+
+        raise VolumeNotFoundError(f"no trained model in {d} (model.json missing)")
+    meta = json.loads(meta_path.read_text())
+    cfg = meta["config"]
+    model = UNet3D(cfg["in_channels"], cfg["out_channels"], features=cfg["features"], downsample=cfg["downsample"])
+    model.load_state_dict(torch.load(d / "model.pt", map_location=device, weights_only=True))
+    model.eval()
+    return model.to(device), meta

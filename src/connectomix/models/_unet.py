@@ -1,0 +1,108 @@
+"""A compact 3D U-Net for anisotropic serial-section EM.
+
+The top levels convolve and downsample in-plane only (sections are ~5x thicker than
+pixels are wide), the deeper levels in 3D. ``same`` padding keeps shapes simple; the
+prediction driver gives every block enough context that padding never reaches the
+voxels it keeps, and aligns blocks to the network's total downsampling factor, so
+block-wise prediction matches whole-volume prediction up to float rounding.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["UNet3D", "DEFAULT_OFFSETS"]
+
+#: Affinity offsets (voxels, z y x): nearest neighbours first (DESIGN.md), then long range.
+DEFAULT_OFFSETS = (
+    (-1, 0, 0), (0, -1, 0), (0, 0, -1),
+    (-2, 0, 0), (0, -4, 0), (0, 0, -4),
+    (0, -12, 0), (0, 0, -12),
+)
+
+
+def _conv_block(cin: int, cout: int, kernel) -> nn.Sequential:
+    pad = tuple(k // 2 for k in kernel)
+    return nn.Sequential(
+        nn.Conv3d(cin, cout, kernel, padding=pad),
+        nn.GroupNorm(min(4, cout), cout),
+        nn.LeakyReLU(0.1, inplace=True),
+        nn.Conv3d(cout, cout, kernel, padding=pad),
+        nn.GroupNorm(min(4, cout), cout),
+        nn.LeakyReLU(0.1, inplace=True),
+    )
+
+
+class UNet3D(nn.Module):
+    """U-Net with anisotropic levels.
+
+    Parameters
+    ----------
+    in_channels : int
+    out_channels : int
+        One per affinity offset (plus auxiliary targets, if any).
+    features : int
+        Feature maps at the top level; doubled at each level down.
+    downsample : sequence of (z, y, x) factors
+        One per level transition; ``(1, 2, 2)`` is in-plane only.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = len(DEFAULT_OFFSETS),
+        *,
+        features: int = 12,
+        downsample=((1, 2, 2), (1, 2, 2), (2, 2, 2)),
+    ):
+        super().__init__()
+        self.downsample = tuple(tuple(d) for d in downsample)
+        self.config = {
+            "in_channels": in_channels,
+            "out_channels": out_channels,
+            "features": features,
+            "downsample": [list(d) for d in self.downsample],
+        }
+        n = len(self.downsample)
+        chans = [features * 2**i for i in range(n + 1)]
+        # in-plane kernels while the level is still anisotropic
+        kernels = []
+        zf = 1
+        for level in range(n + 1):
+            kernels.append((1, 3, 3) if level < 1 else (3, 3, 3))
+        self.encoders = nn.ModuleList()
+        self.pools = nn.ModuleList()
+        cin = in_channels
+        for level in range(n):
+            self.encoders.append(_conv_block(cin, chans[level], kernels[level]))
+            self.pools.append(nn.MaxPool3d(self.downsample[level], self.downsample[level]))
+            cin = chans[level]
+        self.bottom = _conv_block(cin, chans[n], kernels[n])
+        self.ups = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+        for level in reversed(range(n)):
+            self.ups.append(
+                nn.ConvTranspose3d(chans[level + 1], chans[level], self.downsample[level], self.downsample[level])
+            )
+            self.decoders.append(_conv_block(2 * chans[level], chans[level], kernels[level]))
+        self.head = nn.Conv3d(chans[0], out_channels, 1)
+
+    @property
+    def factor(self) -> tuple[int, int, int]:
+        """Total downsampling (z, y, x): input shapes and block origins must be multiples."""
+        f = [1, 1, 1]
+        for d in self.downsample:
+            f = [a * b for a, b in zip(f, d)]
+        return tuple(f)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for enc, pool in zip(self.encoders, self.pools):
+            x = enc(x)
+            skips.append(x)
+            x = pool(x)
+        x = self.bottom(x)
+        for up, dec, skip in zip(self.ups, self.decoders, reversed(skips)):
+            x = dec(torch.cat([up(x), skip], dim=1))
+        return self.head(x)  # logits; sigmoid gives affinities
