@@ -9,6 +9,12 @@ run         the run directory: arrays, DuckDB/Parquet tables, stages
 config      typed YAML configuration
 pipeline    stage drivers behind the command line
 io          import (TIFF, PNG, HDF5, npy, MRC, precomputed, zarr) and export
+synth       synthetic serial-section EM with exact ground truth
+segment     affinities -> fragments -> region graph -> segments, block-wise and seamless
+models      PyTorch networks (imported only when used)
+graph       the Connectome object
+analysis    network analysis of connectomes
+datasets    real connectomes shipped offline
 evaluate    metrics against ground truth
 errors      the exception tree
 
@@ -36,7 +42,7 @@ _LAZY = {
 }
 _SUBMODULES = {
     "geometry", "volume", "blockwise", "run", "config", "pipeline", "io", "errors",
-    "evaluate", "synth", "graph", "analysis", "datasets", "testing",
+    "evaluate", "synth", "graph", "analysis", "datasets", "testing", "segment", "models",
 }
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES)

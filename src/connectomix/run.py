@@ -31,7 +31,7 @@ from .errors import RunDirectoryError, TableNotFoundError, VolumeNotFoundError
 __all__ = ["Run", "STAGE_ORDER", "config_hash"]
 
 #: Pipeline order: re-running a stage with a new configuration invalidates the ones after it.
-STAGE_ORDER = ("import", "smooth", "align", "segment", "synapses", "graph", "analyze", "evaluate", "report")
+STAGE_ORDER = ("import", "smooth", "align", "predict", "segment", "synapses", "graph", "analyze", "evaluate", "report")
 _MARKER = ".connectomix-run"
 
 

@@ -83,7 +83,7 @@ def predict_affinities(run, *, model_dir=None, input: str = "raw", block_shape_v
         complete=False,
         task="predict",
         overwrite=True,
-        attrs={"affinity_offsets": offsets, "model": meta.get("name", str(model_dir or "shipped"))},
+        attrs={"offsets": offsets, "model": meta.get("name", str(model_dir or "shipped"))},
     )
     kernel = functools.partial(predict_block, model_dir=None if model_dir is None else str(model_dir),
                                device=device, input=input)
