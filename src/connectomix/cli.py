@@ -169,6 +169,25 @@ def smooth(
 
 
 @app.command()
+def segment(
+    run: Path = typer.Argument(..., help="Run directory."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model directory (default: the shipped model)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Agglomeration threshold (mean affinity)."),
+    predict: bool = typer.Option(True, "--predict/--no-predict", help="Predict affinities first, or use the run's."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (default: local)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Local Dask workers."),
+):
+    """Segment neurons: U-Net affinities, then seamless block-wise watershed and agglomeration."""
+    from .pipeline import segment_stage
+
+    cfg = _cluster(_config(), scheduler, workers)
+    with _Progress("segment") as bar:
+        res = segment_stage(run, model_dir=model, threshold=threshold, predict=predict, cluster=cfg.cluster,
+                            on_block_done=bar, say=_say)
+    _say(f"segment: {res}")
+
+
+@app.command()
 def info(run: Path = typer.Argument(..., help="Run directory.")):
     """Show a run's arrays (shape, dtype, voxel size, chunks) and tables (rows, columns)."""
     from .pipeline import run_info

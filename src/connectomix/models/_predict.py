@@ -19,8 +19,10 @@ from ..volume import Volume, create_volume
 
 __all__ = ["predict_block", "predict_affinities", "DEFAULT_CONTEXT_VX"]
 
-#: Context (voxels, z y x) each block reads beyond its write region.
-DEFAULT_CONTEXT_VX = (4, 48, 48)
+#: Context (voxels, z y x) each block reads beyond its write region: the U-Net's
+#: receptive-field radius (about 14 x 56 x 56 for the default architecture) rounded up
+#: to its downsampling factor (2, 8, 8), so padding never reaches a kept voxel.
+DEFAULT_CONTEXT_VX = (16, 64, 64)
 
 _MODELS: dict = {}
 

@@ -23,13 +23,13 @@ DEFAULT_OFFSETS = (
 
 
 def _conv_block(cin: int, cout: int, kernel) -> nn.Sequential:
+    # No normalisation layer: GroupNorm/InstanceNorm statistics span the whole input,
+    # which would make a block's output depend on the block's size (seams).
     pad = tuple(k // 2 for k in kernel)
     return nn.Sequential(
         nn.Conv3d(cin, cout, kernel, padding=pad),
-        nn.GroupNorm(min(4, cout), cout),
         nn.LeakyReLU(0.1, inplace=True),
         nn.Conv3d(cout, cout, kernel, padding=pad),
-        nn.GroupNorm(min(4, cout), cout),
         nn.LeakyReLU(0.1, inplace=True),
     )
 

@@ -1,0 +1,77 @@
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")  # the 'ml' extra; CI installs it
+
+from connectomix.models import DEFAULT_OFFSETS, UNet3D, affinity_loss, load_model, predict_affinities, predict_array, train
+from connectomix.run import Run
+from connectomix.testing import blobs, random_volume, stored_volume
+from connectomix.volume import open_volume
+
+
+def _toy_data(seed):
+    lab = blobs((16, 64, 64), n=25, seed=seed).astype(np.uint32)
+    from scipy import ndimage
+
+    edges = ndimage.morphological_gradient(lab.astype(np.int64), size=(1, 3, 3)) > 0
+    raw = np.where(edges, 40, 200).astype(np.uint8)
+    return raw, lab
+
+
+def test_unet_shapes_and_size():
+    m = UNet3D()
+    n = sum(p.numel() for p in m.parameters())
+    assert 0.5e6 < n < 2e6
+    assert m.factor == (2, 8, 8)
+    y = m(torch.zeros(1, 1, 4, 32, 32))
+    assert y.shape == (1, len(DEFAULT_OFFSETS), 4, 32, 32)
+
+
+def test_balanced_loss_of_an_uninformed_network_is_ln2():
+    target = torch.zeros(1, 2, 2, 4, 4)
+    target[:, :, :, :2] = 1
+    loss = affinity_loss(torch.zeros_like(target), target, torch.ones_like(target))
+    assert float(loss) == pytest.approx(np.log(2), rel=1e-5)
+
+
+def test_training_learns_resumes_and_predicts_blockwise(tmp_path):
+    torch.manual_seed(0)
+    vols = [_toy_data(0), _toy_data(1)]
+    val = [_toy_data(2)]
+    d = tmp_path / "model"
+    s1 = train(d, vols, val, iterations=30, patch=(8, 32, 32), features=4, validate_every=10,
+               checkpoint_every=10, threads=1, log=lambda m: None)
+    hist = [l.split(",") for l in (d / "log.csv").read_text().splitlines()[1:]]
+    vals = [float(h[2]) for h in hist if h[2]]
+    assert vals[-1] < vals[0] < 0.75  # it learns
+    assert {"model.pt", "model.json", "checkpoint.pt", "log.csv", "loss.png"} <= {p.name for p in d.iterdir()}
+    s2 = train(d, vols, val, iterations=40, patch=(8, 32, 32), features=4, validate_every=10,
+               checkpoint_every=10, threads=1, log=lambda m: None)
+    assert s2["iterations"] == 40 and len((d / "log.csv").read_text().splitlines()) == 1 + 4
+    model, meta = load_model(d)
+    assert meta["offsets"] == [list(o) for o in DEFAULT_OFFSETS]
+    # block-wise prediction equals the whole-volume pass (to float rounding) away from the volume end
+    run = Run.create(tmp_path / "run")
+    lab = blobs((8, 176, 160), n=60, seed=3)
+    from scipy import ndimage
+
+    raw = np.where(ndimage.morphological_gradient(lab.astype(np.int64), size=(1, 3, 3)) > 0, 40, 200).astype(np.uint8)
+    stored_volume(run.volume_path("raw"), raw, chunks=(8, 64, 64))
+    res = predict_affinities(run, model_dir=d, block_shape_vx=(8, 64, 64))
+    assert res.n_blocks == 1 * 3 * 3
+    aff = open_volume(run.volume_path("affinities"))
+    assert aff.shape == (len(DEFAULT_OFFSETS), 8, 176, 160)
+    attrs = json.loads((run.volume_path("affinities") / "zarr.json").read_text())["attributes"]
+    assert attrs["offsets"] == meta["offsets"]
+    whole = np.rint(predict_array(raw, model, model.factor) * 255).astype(np.uint8)
+    diff = np.abs(aff.to_numpy().astype(int) - whole.astype(int))
+    assert diff.max() <= 1
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    from connectomix.errors import VolumeNotFoundError
+
+    with pytest.raises(VolumeNotFoundError, match="no trained model"):
+        load_model(tmp_path)
