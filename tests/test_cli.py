@@ -227,3 +227,34 @@ def test_analyze_bad_input(tmp_path):
         lines = [l for l in r.stderr.splitlines() if l.strip()]
         assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
         assert any(m in lines[0] for m in match.split("|")), lines[0]
+
+
+def test_segment_and_evaluate_a_run(tmp_path):
+    import json
+
+    from connectomix.segment import affinities_from_labels
+    from connectomix.testing import blobs
+    from connectomix.volume import create_volume
+
+    run = Run.create(tmp_path / "run")
+    gt = blobs((12, 64, 64), n=15, seed=7)
+    stored_volume(run.volume_path("gt_segmentation"), gt, chunks=(12, 64, 64))
+    aff = (affinities_from_labels(gt) * 255).astype(np.uint8)
+    vol = create_volume(run.volume_path("affinities"), shape=aff.shape, dtype="uint8", voxel_size=(40, 8, 8),
+                        chunks=(3, 12, 32, 32), attrs={"offsets": [[-1, 0, 0], [0, -1, 0], [0, 0, -1]]})
+    vol[vol.roi] = aff
+    r = _cli("segment", str(run.path), "--no-predict", "--scheduler", "synchronous")
+    assert r.returncode == 0, r.stderr
+    assert {"fragments", "segmentation"} <= set(run.arrays())
+    r = _cli("evaluate", str(run.path), "--no-erl")
+    assert r.returncode == 0, r.stderr
+    scores = json.loads((run.path / "evaluation.json").read_text())
+    voi = [v for k, v in scores.items() if "voi" in k and v is not None]
+    assert voi and max(voi) < 0.05  # perfect affinities give (nearly) the ground truth
+    r = _cli("evaluate", str(tmp_path / "run"), "--no-erl")
+    assert r.returncode == 0
+
+
+def test_evaluate_without_ground_truth_is_a_clear_error(small_run):
+    r = _cli("evaluate", str(small_run.path))
+    assert r.returncode != 0 and "no ground truth" in r.stderr and "Traceback" not in r.stderr
