@@ -258,3 +258,16 @@ def test_segment_and_evaluate_a_run(tmp_path):
 def test_evaluate_without_ground_truth_is_a_clear_error(small_run):
     r = _cli("evaluate", str(small_run.path))
     assert r.returncode != 0 and "no ground truth" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_synth_bad_input_leaves_nothing(tmp_path):
+    for args, match in [
+        (["--shape", "2", "2", "2"], "too small"),
+        (["--seed", "-1"], "seed"),
+        (["--voxel-size", "0", "8", "8"], "voxel size"),
+        (["--preset", "nope"], "preset"),
+    ]:
+        r = _cli("synth", "--out", str(tmp_path / "s"), *args)
+        lines = [l for l in r.stderr.splitlines() if l.strip()]
+        assert r.returncode != 0 and len(lines) == 1 and match in lines[0].lower(), (args, r.stderr)
+        assert not (tmp_path / "s").exists()

@@ -169,6 +169,32 @@ def smooth(
 
 
 @app.command()
+def synth(
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory to write."),
+    shape: Optional[Tuple[int, int, int]] = typer.Option(None, "--shape", help="Z Y X voxels (default: the preset's)."),
+    voxel_size: Optional[Tuple[int, int, int]] = typer.Option(None, "--voxel-size", help="Z Y X nm (default 40 8 8)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same volume."),
+    preset: str = typer.Option("demo", "--preset", help="demo, train, hard or eval (frozen evaluation set)."),
+    morphology: Optional[str] = typer.Option(None, "--morphology", help="'hemibrain' (navis) or a folder of SWC files."),
+    swc_units: str = typer.Option("nm", "--swc-units", help="nm, um or voxel:Z,Y,X for --morphology DIR."),
+):
+    """Generate synthetic serial-section EM with exact ground truth (segmentation, synapses, edges)."""
+    from .synth import eval_settings_hash, synthesize
+
+    log = None if _STATE["quiet"] else (lambda m: _console(stderr=True).print(f"  {m}"))
+    run = synthesize(out, shape=shape, voxel_size=voxel_size, seed=seed, preset=preset, morphology=morphology,
+                     swc_units=swc_units, log=log)
+    raw = run.open("raw")
+    _say(
+        f"synth ({preset}, seed {seed}) -> {run.path}: raw {raw.shape} at {tuple(raw.voxel_size)} nm; "
+        f"{len(run.read_table('gt_neurons'))} cells, {len(run.read_table('gt_synapses'))} synapses, "
+        f"{len(run.read_table('gt_edges'))} edges"
+    )
+    if preset == "eval":
+        _say(f"eval set settings hash: {eval_settings_hash()} (name it with every quality figure)")
+
+
+@app.command()
 def segment(
     run: Path = typer.Argument(..., help="Run directory."),
     model: Optional[Path] = typer.Option(None, "--model", help="Model directory (default: the shipped model)."),
