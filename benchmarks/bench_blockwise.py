@@ -256,7 +256,9 @@ def main(argv=None) -> int:
             split.append((time.perf_counter() - t0, t1 - t0, t2 - t1, time.perf_counter() - t2))
 
         def dask_overlap(scheduler, n):
-            dst = new_output(os.path.join(zarr_dir, "smooth_dask"), shape).data
+            new_output(os.path.join(zarr_dir, "smooth_dask"), shape)
+            # dask writes through zarr-python itself
+            dst = zarr.open_array(os.path.join(zarr_dir, "smooth_dask", "s0"), mode="r+")
             x = da.from_zarr(zarr.open_array(raw_s0, mode="r"), chunks=tuple(BLOCK_VX))
             y = x.map_overlap(
                 ndi.gaussian_filter, depth=tuple(RADIUS_VX), boundary="none", dtype=np.uint8,
