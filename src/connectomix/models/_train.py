@@ -284,6 +284,11 @@ def load_model(model_dir=None, *, device: str = "cpu"):
     if not meta_path.exists():
         from ..errors import VolumeNotFoundError
 
+        if model_dir is None:
+            raise VolumeNotFoundError(
+                "no trained model ships with connectomix yet: train one with `connectomix train --out DIR` "
+                "and pass --model DIR, or segment existing affinities with --no-predict"
+            )
         raise VolumeNotFoundError(f"no trained model in {d} (model.json missing)")
     meta = json.loads(meta_path.read_text())
     cfg = meta["config"]
