@@ -73,7 +73,7 @@ def test_training_learns_resumes_and_predicts_blockwise(tmp_path):
 def test_missing_model_is_a_clear_error(tmp_path):
     from connectomix.errors import VolumeNotFoundError
 
-    with pytest.raises(VolumeNotFoundError, match="no trained model")
-    with pytest.raises(VolumeNotFoundError, match="connectomix train"):
-        load_model(None):
+    with pytest.raises(VolumeNotFoundError, match="no trained model"):
         load_model(tmp_path)
+    with pytest.raises(VolumeNotFoundError, match="connectomix train"):
+        load_model(None)
