@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from connectomix import datasets
-from connectomix.errors import DatasetNotFoundError, MissingDependencyError
+from connectomix.errors import DatasetNotFoundError, InputFormatError, MissingDependencyError
 
 
 def test_list_datasets_names_the_required_connectomes():
@@ -102,3 +102,61 @@ def test_missing_cect_gives_a_clear_error(monkeypatch):
             datasets.load("celegans-varshney2011")
     finally:
         datasets._load_cached.cache_clear()
+
+
+def test_hemibrain_da1_neurons_load_offline_in_nanometres():
+    # navis.example_neurons(): five DA1 lPNs from the hemibrain (Scheffer et al. 2020,
+    # doi:10.7554/eLife.57443), shipped inside navis; SWC units are 8 nm voxels, x, y, z.
+    import navis
+    listed = datasets.list_datasets().set_index("name")
+    assert listed.loc["hemibrain-da1", "kind"] == "neurons"
+    assert listed.loc["hemibrain-da1", "requires"] == "navis"
+    assert (listed.loc[listed["requires"] == "cect", "kind"] == "connectome").all()
+    ns = datasets.load_neurons("hemibrain-da1")
+    assert len(ns.neurons) == 5
+    assert set(ns.neurons["cell_type"]) == {"DA1_lPN"} and set(ns.neurons["side"]) == {"R"}
+    source = navis.example_neurons()
+    for neuron in source:
+        row = ns.neurons.set_index("segment_id").loc[int(neuron.id)]
+        assert row["n_nodes"] == neuron.n_nodes
+        assert row["n_pre"] == (neuron.connectors["type"] == "pre").sum()
+        assert row["n_post"] == (neuron.connectors["type"] == "post").sum()
+        nodes = ns.skeleton(int(neuron.id))
+        np.testing.assert_allclose(nodes["x"], neuron.nodes["x"].to_numpy() * 8.0)
+        np.testing.assert_allclose(nodes["z"], neuron.nodes["z"].to_numpy() * 8.0)
+        syn = ns.synapses[ns.synapses["segment_id"] == int(neuron.id)]
+        np.testing.assert_allclose(syn["y"], neuron.connectors["y"].to_numpy() * 8.0)
+    # positions are nm: the neurons span ~100 um, and every synapse lies near its node
+    extent = ns.skeletons[["z", "y", "x"]].max() - ns.skeletons[["z", "y", "x"]].min()
+    assert 30_000 < extent.max() < 400_000
+    nodes = ns.skeletons.set_index(["segment_id", "node_id"])[["z", "y", "x"]]
+    at = nodes.loc[list(zip(ns.synapses["segment_id"], ns.synapses["node_id"]))].to_numpy()
+    gap = np.linalg.norm(at - ns.synapses[["z", "y", "x"]].to_numpy(), axis=1)
+    assert np.median(gap) < 2_000
+    assert ns.synapses["synapse_id"].is_unique and set(ns.synapses["direction"]) == {"pre", "post"}
+    assert "nm" in ns.meta["units"] and "neurons" in repr(ns)
+    with pytest.raises(KeyError, match="no neuron 1"):
+        ns.skeleton(1)
+
+
+def test_hemibrain_meshes_and_wrong_loader_messages():
+    ns = datasets.load_neurons("hemibrain-da1", meshes=True)
+    assert set(ns.meshes) == set(ns.neurons["segment_id"])
+    vertices, faces = next(iter(ns.meshes.values()))
+    assert vertices.shape[1] == 3 and faces.max() < len(vertices)
+    with pytest.raises(InputFormatError, match="load_neurons"):
+        datasets.load("hemibrain-da1")
+    with pytest.raises(DatasetNotFoundError, match="use datasets.load"):
+        datasets.load_neurons("celegans-varshney2011")
+    with pytest.raises(DatasetNotFoundError, match="hemibrain-da1"):
+        datasets.load("nope")
+
+
+def test_missing_navis_gives_a_clear_error(monkeypatch):
+    datasets._load_neurons_cached.cache_clear()
+    monkeypatch.setitem(sys.modules, "navis", None)
+    try:
+        with pytest.raises(MissingDependencyError, match="pip install navis"):
+            datasets.load_neurons("hemibrain-da1")
+    finally:
+        datasets._load_neurons_cached.cache_clear()

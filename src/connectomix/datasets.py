@@ -1,4 +1,8 @@
-"""Real connectomes that ship offline, loaded as :class:`~connectomix.graph.Connectome`.
+"""Real connectomes and neurons that ship offline.
+
+:func:`load` returns a connectome as a :class:`~connectomix.graph.Connectome`;
+:func:`load_neurons` returns reconstructed neurons (skeletons, meshes, synapse
+positions) as a :class:`NeuronSet`. :func:`list_datasets` lists both kinds.
 
 The C. elegans wiring diagrams come from the data files of the ``cect`` package
 (OpenWorm's ConnectomeToolbox, an optional dependency: ``pip install cect``), read
@@ -8,6 +12,10 @@ pair is taken once (upper triangle with the diagonal). Neuron names, classes
 (``cell_type``, e.g. ``AVA`` for AVAL/AVAR), sensory/inter/motor class (``sim_class``),
 side (``L``/``R``) and neurotransmitters (``transmitter``, from the WormAtlas table that
 ships with ``cect``) are filled in where the source gives them.
+
+The five Drosophila hemibrain DA1 projection neurons come from ``navis`` (an optional
+dependency: ``pip install navis``), which ships their SWC skeletons, meshes and
+synapse tables; they are converted to nanometres and z, y, x order.
 """
 
 from __future__ import annotations
@@ -23,10 +31,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import DatasetNotFoundError, MissingDependencyError
+from .errors import DatasetNotFoundError, InputFormatError, MissingDependencyError
 from .graph import Connectome
 
-__all__ = ["list_datasets", "load"]
+__all__ = ["list_datasets", "load", "load_neurons", "NeuronSet"]
 
 
 @dataclass(frozen=True)
@@ -76,13 +84,14 @@ _TRANSMITTER_ORDER = ("acetylcholine", "gaba", "glutamate", "dopamine", "seroton
 
 
 def list_datasets() -> pd.DataFrame:
-    """List the shipped datasets that :func:`load` accepts.
+    """List the shipped datasets that :func:`load` and :func:`load_neurons` accept.
 
     Returns
     -------
     pandas.DataFrame
-        One row per dataset: ``name``, ``description``, ``reference``, ``doi``,
-        ``requires`` (the optional package that holds the data).
+        One row per dataset: ``name``, ``kind`` (``"connectome"`` for :func:`load`,
+        ``"neurons"`` for :func:`load_neurons`), ``description``, ``reference``,
+        ``doi``, ``requires`` (the optional package that holds the data).
 
     Examples
     --------
@@ -90,13 +99,17 @@ def list_datasets() -> pd.DataFrame:
     >>> "celegans-varshney2011" in set(list_datasets()["name"])
     True
     """
-    return pd.DataFrame(
-        [
-            {"name": name, "description": d.description, "reference": d.reference,
-             "doi": d.doi, "requires": "cect"}
-            for name, d in _DATASETS.items()
-        ]
-    )
+    rows = [
+        {"name": name, "kind": "connectome", "description": d.description,
+         "reference": d.reference, "doi": d.doi, "requires": "cect"}
+        for name, d in _DATASETS.items()
+    ]
+    rows += [
+        {"name": name, "kind": "neurons", "description": d.description,
+         "reference": d.reference, "doi": d.doi, "requires": "navis"}
+        for name, d in _NEURON_DATASETS.items()
+    ]
+    return pd.DataFrame(rows)
 
 
 def load(name: str, *, cells: str = "neurons") -> Connectome:
@@ -121,12 +134,21 @@ def load(name: str, *, cells: str = "neurons") -> Connectome:
     ------
     DatasetNotFoundError
         If ``name`` is unknown (the message lists the known names).
+    InputFormatError
+        If ``name`` is a neurons dataset (use :func:`load_neurons`).
     MissingDependencyError
         If the ``cect`` package that holds the data is not installed.
     """
+    if name in _NEURON_DATASETS:
+        raise InputFormatError(
+            f"dataset {name!r} holds neuron morphologies and synapse positions, not a "
+            f"connectome (its synapses have no partners); load it with "
+            f"connectomix.datasets.load_neurons({name!r})"
+        )
     if name not in _DATASETS:
         raise DatasetNotFoundError(
-            f"unknown dataset {name!r}; known datasets: {', '.join(_DATASETS)}"
+            f"unknown dataset {name!r}; known datasets: "
+            f"{', '.join(list(_DATASETS) + list(_NEURON_DATASETS))}"
         )
     if cells not in _CELL_CHOICES:
         raise ValueError(f"cells must be one of {list(_CELL_CHOICES)}, got {cells!r}")
@@ -283,3 +305,200 @@ def _cell_table(nodes: list[str]) -> pd.DataFrame:
     if table["segment_id"].duplicated().any():  # CRC-32 collision: never seen, but check
         raise RuntimeError("two cell names share a segment id")
     return table
+
+
+# --------------------------------------------------------------------------- neurons
+_HEMIBRAIN = ("Scheffer LK et al. (2020) A connectome and analysis of the adult Drosophila "
+              "central brain. eLife 9:e57443", "10.7554/eLife.57443")
+_NEURON_DATASETS: dict[str, _Dataset] = {
+    "hemibrain-da1": _Dataset(
+        "navis.example_neurons", *_HEMIBRAIN,
+        "Drosophila hemibrain: five DA1 uniglomerular projection neurons (right side), "
+        "skeletons, meshes and synapse positions, from navis"),
+}
+
+
+@dataclass(frozen=True)
+class NeuronSet:
+    """Reconstructed neurons: morphologies and synapse positions, in nanometres.
+
+    Attributes
+    ----------
+    neurons : pandas.DataFrame
+        One row per neuron: ``segment_id`` (the source's body id), ``name``,
+        ``cell_class``, ``cell_type``, ``side``, ``soma_z/_y/_x`` (nm),
+        ``n_nodes``, ``cable_length_nm``, ``n_pre``, ``n_post``.
+    skeletons : pandas.DataFrame
+        One row per skeleton node: ``segment_id``, ``node_id``, ``parent_id``
+        (-1 at the root), ``z``, ``y``, ``x``, ``radius`` (nm), ``node_type``
+        (root/slab/branch/end).
+    synapses : pandas.DataFrame
+        One row per synapse site on these neurons: ``synapse_id``, ``segment_id``,
+        ``direction`` (``"pre"``: output site, ``"post"``: input site), ``node_id``
+        (nearest skeleton node), ``z``, ``y``, ``x`` (nm), ``confidence``, ``roi``.
+        Partners are not part of the source, so these are positions, not edges.
+    meshes : dict of int to (vertices, faces), or None
+        Per neuron: vertices (k, 3) float64 in nm, z, y, x order, and faces (f, 3).
+    meta : dict
+        Name, reference, DOI, source and the unit conversion applied.
+    """
+
+    neurons: pd.DataFrame
+    skeletons: pd.DataFrame
+    synapses: pd.DataFrame
+    meshes: dict | None
+    meta: dict
+
+    def skeleton(self, segment_id: int) -> pd.DataFrame:
+        """Return the nodes of one neuron's skeleton.
+
+        Raises
+        ------
+        KeyError
+            If ``segment_id`` is not one of these neurons.
+        """
+        nodes = self.skeletons[self.skeletons["segment_id"] == segment_id]
+        if nodes.empty:
+            raise KeyError(
+                f"no neuron {segment_id} here; have {self.neurons['segment_id'].tolist()}"
+            )
+        return nodes.reset_index(drop=True)
+
+    def __repr__(self) -> str:
+        pre = int((self.synapses["direction"] == "pre").sum())
+        post = int((self.synapses["direction"] == "post").sum())
+        return "\n".join([
+            f"NeuronSet {self.meta.get('dataset', '')!r}",
+            f"  neurons   {len(self.neurons):>9,}   "
+            f"({', '.join(sorted(set(self.neurons['cell_type'].astype(str))))})",
+            f"  nodes     {len(self.skeletons):>9,}",
+            f"  synapses  {len(self.synapses):>9,}   (pre {pre:,}, post {post:,}; positions in nm)",
+            f"  meshes    {'yes' if self.meshes else 'not loaded'}",
+        ])
+
+
+def load_neurons(name: str, *, meshes: bool = False) -> NeuronSet:
+    """Load shipped reconstructed neurons by name.
+
+    Parameters
+    ----------
+    name : str
+        A name with ``kind == "neurons"`` in :func:`list_datasets`, e.g.
+        ``"hemibrain-da1"``.
+    meshes : bool
+        Also load the neurons' surface meshes.
+
+    Returns
+    -------
+    NeuronSet
+        Skeletons, synapse positions and (optionally) meshes, in nm, z, y, x.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        If ``name`` is not a neurons dataset (the message lists those there are).
+    MissingDependencyError
+        If ``navis``, which holds the data, is not installed.
+    """
+    if name not in _NEURON_DATASETS:
+        hint = " (a connectome: use datasets.load)" if name in _DATASETS else ""
+        raise DatasetNotFoundError(
+            f"unknown neurons dataset {name!r}{hint}; known neurons datasets: "
+            f"{', '.join(_NEURON_DATASETS)}"
+        )
+    return _load_neurons_cached(name, bool(meshes))
+
+
+def _navis():
+    try:
+        return importlib.import_module("navis")
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "the hemibrain neurons ship in the optional package 'navis', which is not "
+            f"installed ({exc}); install it with `pip install navis` or "
+            "`pip install connectomix[datasets]`"
+        ) from exc
+
+
+def _nm_per_unit(neuron) -> float:
+    units = getattr(neuron, "units", None)
+    try:
+        return float(units.to("nm").magnitude)
+    except Exception as exc:  # an unexpected unit must not pass silently
+        raise RuntimeError(f"cannot convert units {units!r} of neuron {neuron.id} to nm") from exc
+
+
+@functools.lru_cache(maxsize=4)
+def _load_neurons_cached(name: str, with_meshes: bool) -> NeuronSet:
+    navis = _navis()
+    spec = _NEURON_DATASETS[name]
+    with contextlib.redirect_stdout(io.StringIO()):
+        skeletons = navis.example_neurons(kind="skeleton", synapses=True)
+        mesh_list = navis.example_neurons(kind="mesh", synapses=False) if with_meshes else None
+    rows, node_tables, synapse_tables = [], [], []
+    for neuron in skeletons:
+        scale = _nm_per_unit(neuron)
+        sid = int(neuron.id)
+        nodes = neuron.nodes
+        node_tables.append(pd.DataFrame({
+            "segment_id": sid,
+            "node_id": nodes["node_id"].to_numpy(np.int64),
+            "parent_id": nodes["parent_id"].to_numpy(np.int64),
+            "z": nodes["z"].to_numpy(np.float64) * scale,
+            "y": nodes["y"].to_numpy(np.float64) * scale,
+            "x": nodes["x"].to_numpy(np.float64) * scale,
+            "radius": nodes["radius"].to_numpy(np.float64) * scale,
+            "node_type": nodes["type"].astype(str).to_numpy(),
+        }))
+        conn = neuron.connectors
+        synapse_tables.append(pd.DataFrame({
+            "segment_id": sid,
+            "direction": conn["type"].astype(str).to_numpy(),
+            "node_id": conn["node_id"].to_numpy(np.int64),
+            "z": conn["z"].to_numpy(np.float64) * scale,
+            "y": conn["y"].to_numpy(np.float64) * scale,
+            "x": conn["x"].to_numpy(np.float64) * scale,
+            "confidence": conn["confidence"].to_numpy(np.float64),
+            "roi": conn["roi"].astype(str).to_numpy(),
+        }))
+        soma = nodes.loc[nodes["node_id"] == neuron.soma] if neuron.soma is not None else nodes.iloc[:0]
+        full_name = str(neuron.name)  # e.g. DA1_lPN_R: type, then side
+        cell_type, _, side = full_name.rpartition("_")
+        rows.append({
+            "segment_id": sid,
+            "name": full_name,
+            "cell_class": "neuron",
+            "cell_type": cell_type if side in ("L", "R") else full_name,
+            "side": side if side in ("L", "R") else "",
+            "soma_z": float(soma["z"].iloc[0]) * scale if len(soma) else np.nan,
+            "soma_y": float(soma["y"].iloc[0]) * scale if len(soma) else np.nan,
+            "soma_x": float(soma["x"].iloc[0]) * scale if len(soma) else np.nan,
+            "n_nodes": int(len(nodes)),
+            "cable_length_nm": float(neuron.cable_length) * scale,
+            "n_pre": int((conn["type"] == "pre").sum()),
+            "n_post": int((conn["type"] == "post").sum()),
+        })
+    synapses = pd.concat(synapse_tables, ignore_index=True)
+    synapses.insert(0, "synapse_id", np.arange(len(synapses), dtype=np.int64))
+    meshes = None
+    if mesh_list is not None:
+        meshes = {}
+        for mesh in mesh_list:
+            scale = _nm_per_unit(mesh)
+            vertices = np.asarray(mesh.vertices, dtype=np.float64)[:, ::-1] * scale
+            meshes[int(mesh.id)] = (vertices, np.asarray(mesh.faces, dtype=np.int64))
+    meta = {
+        "dataset": name,
+        "description": spec.description,
+        "reference": spec.reference,
+        "doi": spec.doi,
+        "source": f"navis {getattr(navis, '__version__', '?')}, navis.example_neurons()",
+        "units": "nm; coordinates in z, y, x order (the source is x, y, z in 8 nm voxels)",
+    }
+    return NeuronSet(
+        neurons=pd.DataFrame(rows),
+        skeletons=pd.concat(node_tables, ignore_index=True),
+        synapses=synapses,
+        meshes=meshes,
+        meta=meta,
+    )

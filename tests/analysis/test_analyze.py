@@ -23,6 +23,9 @@ def test_analyze_toy_writes_json_tables_and_figures(toy, tmp_path):
     for rel in result["figures"] + result["tables"]:
         assert (tmp_path / "out" / rel).stat().st_size > 0
     assert (tmp_path / "out" / "figures" / "rich_club.png").read_bytes()[:4] == b"\x89PNG"
+    assert "figures/adjacency_by_type.png" in result["figures"]
+    assert result["cell_types"]["types"]["connectivity"]["n_types"] == 6  # A..E and M
+    assert "skipped" in result["cell_types"]["pairing"]  # the toy has no sides
     neurons = pd.read_parquet(tmp_path / "out" / "tables" / "neurons.parquet")
     assert {"degree", "pagerank", "module", "role"} <= set(neurons.columns)
 
@@ -37,6 +40,15 @@ def test_analyze_varshney2011(tmp_path):
     assert result["by_kind"]["electrical"]["n_edges"] == 517
     assert result["pathways"]["reachable_fraction_by_hops"]["3"] > 0.9
     assert result["modules"]["n_modules"] >= 3
+    types = result["cell_types"]["types"]
+    assert types["beats_baseline"] and types["connectivity"]["n_types"] == 103
+    assert types["connectivity"]["ari"] > types["degree_baseline"]["ari"]
+    pairing = result["cell_types"]["pairing"]
+    assert pairing["beats_baseline"] and pairing["connectivity"]["accuracy"] > 0.9
+    neurons = pd.read_parquet(tmp_path / "tables" / "neurons.parquet").set_index("segment_id")
+    assert {"cell_cluster", "lr_mate"} <= set(neurons.columns)
+    assert (neurons.set_index("name").loc["AVAL", "lr_mate"]) == "AVAR"
+    assert (tmp_path / "tables" / "cell_pairs.parquet").exists()
 
 
 def test_analyze_refuses_an_empty_graph(tmp_path):

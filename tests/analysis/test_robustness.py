@@ -1,8 +1,9 @@
+import numpy as np
 import pandas as pd
 import pytest
 
 from connectomix import datasets
-from connectomix.analysis import perturb, robustness
+from connectomix.analysis import default_statistics, perturb, robustness
 
 
 def test_zero_rates_change_nothing(toy):
@@ -55,3 +56,24 @@ def test_inverse_mode_moves_the_estimate_back_towards_the_truth():
     row = table.loc["n_synapses"]
     assert abs(row["mean"] - true_syn) < abs(row["observed"] - true_syn)
     assert row["ci_low"] <= true_syn <= row["ci_high"]
+
+
+def test_inverse_intervals_cover_the_truth_at_least_80_percent_of_the_time():
+    # Truth: Varshney 2011. Six reconstructions of it with the default error rates
+    # injected; for each, robustness(mode="inverse") sees only the reconstruction and
+    # the rates. Its 95 % intervals must contain the true value of the default
+    # statistics (12 of them) in >= 80 % of the 72 cases. Measured 87.5-90 % with
+    # these settings on three seed blocks and 91.7 % with n=20, n_inner=5; the
+    # uncorrected ratio interval of the first version reached 58-72 %.
+    truth = datasets.load("celegans-varshney2011")
+    rates = dict(dropout=0.1, spurious=0.05, merge=0.01, split=0.01)
+    hits = []
+    for s in range(6):
+        observed = perturb(truth, seed=1000 + s, **rates)
+        table = robustness(observed, n=10, n_inner=3, mode="inverse", seed=100 * s, **rates)
+        true_values = default_statistics(observed)(truth)  # hub overlap: truth vs observed
+        assert set(true_values) == set(table.index)
+        for name, row in table.iterrows():
+            hits.append(row["ci_low"] <= true_values[name] <= row["ci_high"])
+    assert len(hits) == 72
+    assert np.mean(hits) >= 0.8

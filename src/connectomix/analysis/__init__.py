@@ -1,15 +1,18 @@
 """Network analysis of connectomes: functions that take a Connectome and return data.
 
 Summary statistics, hubs and the rich club, modules, motifs with degree-preserving
-null models, pathways, comparison of two connectomes, dynamics on the wiring,
-error-aware statistics, edge-list reading, and :func:`analyze`, which writes all of it
-to a directory. Nothing here mutates its input; igraph and matplotlib are imported
+null models, pathways, cell types and left/right pairing, comparison of two
+connectomes, dynamics on the wiring, error-aware statistics, edge-list reading, a
+seeded generator of large heavy-tailed graphs, and :func:`analyze`, which writes all
+of it to a directory. Nothing here mutates its input; igraph and matplotlib are imported
 only by the functions that need them.
 """
 
 from ._analyze import analyze
+from ._celltypes import CellTypes, Pairing, adjusted_rand_index, cell_types, pair_left_right
 from ._compare import Comparison, compare, developmental_summary
 from ._dynamics import lif_rate, linear_response, simulate_lif
+from ._generate import powerlaw_exponent, synthetic_connectome, synthetic_edges
 from ._hubs import hubs, rich_club
 from ._modules import Modules, modules
 from ._motifs import (
@@ -43,6 +46,11 @@ __all__ = [
     "shortest_path",
     "layers",
     "reachability",
+    "cell_types",
+    "CellTypes",
+    "pair_left_right",
+    "Pairing",
+    "adjusted_rand_index",
     "compare",
     "Comparison",
     "developmental_summary",
@@ -55,4 +63,7 @@ __all__ = [
     "read_edge_list",
     "detect_edge_format",
     "read_table",
+    "synthetic_edges",
+    "synthetic_connectome",
+    "powerlaw_exponent",
 ]

@@ -13,6 +13,7 @@ import pandas as pd
 from ..errors import TableFormatError
 from ..graph._connectome import _check_graph_kind
 from . import _figures
+from ._celltypes import _MAX_DENSE, cell_types, pair_left_right
 from ._common import check_connectome
 from ._hubs import hubs, rich_club
 from ._modules import modules
@@ -59,6 +60,7 @@ def analyze(
     error_rates: dict | None = None,
     error_mode: str = "forward",
     seed: int = 0,
+    n_types: int | None = None,
     figures: bool = True,
 ) -> dict:
     """Run the standard analyses and write their results to a directory.
@@ -68,9 +70,9 @@ def analyze(
     connectome : Connectome
     out_dir : str or Path
         Created if absent; gets ``analysis.json``, ``tables/`` (Parquet and CSV:
-        ``neurons``, ``motifs``, ``rich_club``, ``robustness``) and ``figures/``
-        (``adjacency_by_module.png``, ``degree_distribution.png``, ``rich_club.png``,
-        ``motif_zscores.png``).
+        ``neurons``, ``motifs``, ``rich_club``, ``robustness``, ``cell_pairs``) and
+        ``figures/`` (``adjacency_by_module.png``, ``adjacency_by_type.png``,
+        ``degree_distribution.png``, ``rich_club.png``, ``motif_zscores.png``).
     kind : {"chemical", "electrical", "combined"}
         The graph analysed (chemical synapses, directed, by default).
     n_null : int
@@ -86,6 +88,9 @@ def analyze(
         the intervals estimate the error-free values (see :func:`robustness`).
     seed : int
         Seed of every random step.
+    n_types : int, optional
+        Number of cell types to cluster into; default the number of known types
+        (``neurons.cell_type``). Without either, cell typing is skipped.
     figures : bool
         Write the PNG figures (needs matplotlib).
 
@@ -96,7 +101,9 @@ def analyze(
         ``n_edges``, ``n_synapses``, ``reciprocity``, ``largest_scc``,
         ``largest_wcc`` and ``triad_census`` (the 16 classes), then ``summary``,
         ``by_kind``, ``hubs``, ``rich_club``, ``modules``, ``motifs``, ``pathways``
-        (when neurons carry ``sim_class``), ``robustness``, ``timings_s``.
+        (when neurons carry ``sim_class``), ``cell_types`` (connectivity clusters
+        and left/right pairing, each beside its degree-only baseline),
+        ``robustness``, ``timings_s``.
 
     Raises
     ------
@@ -194,6 +201,15 @@ def analyze(
                 "mean_motor_layer": float(motor_layers[motor_layers >= 0].mean())
                 if np.any(motor_layers >= 0) else None,
             }
+    typing = timed("cell_types", _cell_typing, c, kind=kind, n_types=n_types)
+    result["cell_types"] = typing["summary"]
+    if typing["clusters"] is not None:
+        neuron_table["cell_cluster"] = typing["clusters"]
+    if typing["pairs"] is not None:
+        pairs = typing["pairs"]
+        mate = pd.concat([pd.Series(pairs["right_name"].to_numpy(), index=pairs["left_id"].to_numpy()),
+                          pd.Series(pairs["left_name"].to_numpy(), index=pairs["right_id"].to_numpy())])
+        neuron_table["lr_mate"] = mate.reindex(neuron_table.index).astype("string")
     if n_perturb:
         rates = {"dropout": 0.1, "spurious": 0.05, "merge": 0.01, "split": 0.01}
         rates.update(error_rates or {})
@@ -213,6 +229,8 @@ def analyze(
     tables += _write_table(rc.reset_index(), out / "tables", "rich_club")
     if n_perturb:
         tables += _write_table(rob.reset_index(), out / "tables", "robustness")
+    if typing["pairs"] is not None:
+        tables += _write_table(typing["pairs"], out / "tables", "cell_pairs")
     result["tables"] = tables
     if figures:
         fig_dir = out / "figures"
@@ -223,6 +241,10 @@ def analyze(
             _figures.adjacency_by_module(c.adjacency(kind), mods.table["module"].to_numpy(),
                                          fig_dir / "adjacency_by_module.png",
                                          title=f"{title}: {kind} synapses by module"),
+            *([_figures.adjacency_sorted(
+                c.adjacency(kind), typing["clusters"].to_numpy(), fig_dir / "adjacency_by_type.png",
+                title=f"{title}: {kind} synapses by connectivity type", what="cell type")]
+              if typing["clusters"] is not None else []),
             _figures.degree_distribution(degrees(c, kind=kind), fig_dir / "degree_distribution.png",
                                          title=f"{title}: degree distribution"),
             _figures.rich_club_curve(rc, fig_dir / "rich_club.png", title=f"{title}: rich club"),
@@ -236,3 +258,43 @@ def analyze(
     with open(out / "analysis.json", "w") as fh:
         json.dump(result, fh, indent=2, allow_nan=False)
     return result
+
+
+def _cell_typing(c, *, kind: str, n_types: int | None) -> dict:
+    """Cell types and left/right pairs beside their degree-only baselines."""
+    out = {"summary": {"kind": kind}, "clusters": None, "pairs": None}
+    table = c._neurons
+    if c.n_neurons > _MAX_DENSE:
+        out["summary"]["skipped"] = (
+            f"{c.n_neurons} neurons: connectivity typing is limited to {_MAX_DENSE}")
+        return out
+    known = table["cell_type"].astype("string").fillna("")
+    n_known = int(known[known != ""].nunique())
+    if n_types is None and n_known < 2:
+        out["summary"]["types"] = {"skipped": "no known cell types and no n_types given"}
+    else:
+        types = cell_types(c, kind=kind, n_types=n_types)
+        baseline = cell_types(c, kind=kind, n_types=types.n_types, features="degree")
+        out["summary"]["types"] = {
+            "n_known_types": n_known,
+            "scored_against": "neurons.cell_type" if n_known else None,
+            "connectivity": types.to_dict(),
+            "degree_baseline": baseline.to_dict(),
+            "beats_baseline": bool(types.ari > baseline.ari) if n_known else None,
+        }
+        out["clusters"] = types.table["cluster"]
+    side = table["side"].astype("string").fillna("") if "side" in table.columns else None
+    if side is not None and (side == "L").any() and (side == "R").any():
+        pairing = pair_left_right(c, kind=kind)
+        baseline = pair_left_right(c, kind=kind, method="degree")
+        out["summary"]["pairing"] = {
+            "scored_on": "names ending in L/R",
+            "connectivity": pairing.to_dict(),
+            "degree_baseline": baseline.to_dict(),
+            "beats_baseline": (bool(pairing.accuracy > baseline.accuracy)
+                               if pairing.n_scored else None),
+        }
+        out["pairs"] = pairing.pairs
+    else:
+        out["summary"]["pairing"] = {"skipped": "neurons have no side column with L and R"}
+    return out

@@ -26,20 +26,30 @@ def check_connectome(connectome) -> Connectome:
 
 
 def binary(connectome: Connectome, kind: str) -> sp.csr_matrix:
-    """0/1 adjacency of ``kind`` without self-loops (the graph the motif maths uses)."""
+    """0/1 adjacency of ``kind`` without self-loops (the graph the motif maths uses).
+
+    Cached on the connectome beside its adjacency views; callers must not modify it.
+    """
     _check_graph_kind(kind)
-    a = connectome.adjacency(kind, weight=None).tolil(copy=True)
-    a.setdiag(0)
-    a = a.tocsr()
-    a.eliminate_zeros()
-    return a
+    key = ("analysis.binary", kind)
+    cached = connectome._cache.get(key)
+    if cached is None:
+        a = connectome.adjacency(kind, weight=None).tocoo()
+        keep = (a.row != a.col) & (a.data != 0)
+        cached = sp.csr_matrix((np.ones(int(keep.sum())), (a.row[keep], a.col[keep])), shape=a.shape)
+        connectome._cache[key] = cached  # a view like adjacency(): do not modify
+    return cached
 
 
 def undirected(connectome: Connectome, kind: str) -> sp.csr_matrix:
     """0/1 symmetric skeleton of ``kind`` without self-loops."""
-    a = binary(connectome, kind)
-    u = ((a + a.T) > 0).astype(np.float64)
-    return sp.csr_matrix(u)
+    key = ("analysis.undirected", kind)
+    cached = connectome._cache.get(key)
+    if cached is None:
+        a = binary(connectome, kind)
+        cached = sp.csr_matrix(((a + a.T) > 0).astype(np.float64))
+        connectome._cache[key] = cached
+    return cached
 
 
 def resolve_nodes(connectome: Connectome, nodes, *, what: str = "nodes") -> np.ndarray:

@@ -2,10 +2,12 @@
 
 The LIF model follows Shiu et al. 2024 (Nature 634:210, doi:10.1038/s41586-024-07763-9):
 ``dv/dt = (g - (v - v0)) / tau_m``, ``dg/dt = -g / tau_syn``; a spike of neuron j
-adds ``w_syn * sign_j * n_synapses(j -> i)`` to ``g_i`` after a fixed delay; stimulated
-neurons get Poisson input that adds ``poisson_weight`` to ``v``. Both variables are
-frozen during the refractory period. The state is advanced with the exact
-propagator of the linear system, so a step of ``dt`` has no integration error.
+adds ``w_syn * sign_j * n_synapses(j -> i)`` to ``g_i`` after a fixed delay and resets
+``v`` to ``v_reset`` and ``g`` to 0; stimulated neurons get Poisson input that adds
+``poisson_weight`` to ``v`` and have no refractory period. Both variables are frozen
+during the refractory period. The state is advanced with the exact propagator of the
+linear system, so a step of ``dt`` has no integration error; a test checks the rates
+against Brian2 running the same model.
 """
 
 from __future__ import annotations
@@ -56,16 +58,16 @@ def _propagator(dt: float, tau_m: float, tau_s: float) -> tuple[float, float, fl
     return float(a), float(b), float(c)
 
 
-def _gather_rows(w: sp.csr_matrix, rows: np.ndarray, n: int) -> np.ndarray:
-    """Sum of the given CSR rows, touching only their nonzeros."""
+def _row_entries(w: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices and values of the given CSR rows, touching only their nonzeros."""
     starts = w.indptr[rows]
     lengths = w.indptr[rows + 1] - starts
     total = int(lengths.sum())
     if total == 0:
-        return np.zeros(n)
+        return np.zeros(0, dtype=w.indices.dtype), np.zeros(0)
     offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
     idx = offsets + np.arange(total)
-    return np.bincount(w.indices[idx], weights=w.data[idx], minlength=n)
+    return w.indices[idx], w.data[idx]
 
 
 def simulate_lif(
@@ -81,6 +83,7 @@ def simulate_lif(
     tau_m_ms: float = 20.0,
     tau_syn_ms: float = 5.0,
     refractory_ms: float = 2.2,
+    refractory_stimulated_ms: float = 0.0,
     delay_ms: float = 1.8,
     w_syn_mv: float = 0.275,
     poisson_weight_mv: float = 0.275 * 250,
@@ -104,6 +107,8 @@ def simulate_lif(
     tau_m_ms, tau_syn_ms, refractory_ms, delay_ms : float
         Membrane and synaptic time constants, refractory period, synaptic delay (ms):
         20, 5, 2.2, 1.8.
+    refractory_stimulated_ms : float
+        Refractory period of the stimulated neurons (0, as in Shiu et al.).
     w_syn_mv : float
         Jump of ``g`` per synapse (0.275 mV), signed by the presynaptic transmitter.
     poisson_weight_mv : float
@@ -122,14 +127,26 @@ def simulate_lif(
 
     Notes
     -----
-    Each step costs O(n) for the state plus O(synapses of the neurons that spiked),
-    via a ring buffer of delayed input; no dense matrix is formed.
+    One step follows Brian2's default schedule, so that the model equals the
+    Brian2 model of Shiu et al. (``method="linear"``, ``v > v_th``, reset
+    ``v = v_reset; g = 0``, ``unless refractory`` on both variables): advance the
+    neurons that are not refractory with the exact propagator of the linear system;
+    detect spikes (``v > v_threshold``); deliver the synaptic input of spikes made
+    ``delay_ms`` earlier (``g += w``) and the Poisson input (``v += w``, each step
+    with probability ``rate_hz * dt``, like ``PoissonInput(N=1)``); reset the
+    neurons that spiked. Input that arrives while a neuron is refractory is lost, as
+    in Brian2, where variables marked ``unless refractory`` accept no writes then.
+    Each step costs a few vectorised O(n) operations plus
+    O(synapses of the neurons that spiked); no dense matrix is formed.
     """
     c = check_connectome(connectome)
     n = c.n_neurons
+    if dt_ms <= 0 or duration_ms < 0:
+        raise ValueError(f"dt_ms must be > 0 and duration_ms >= 0, got {dt_ms}, {duration_ms}")
     steps = int(round(duration_ms / dt_ms))
     delay = max(1, int(round(delay_ms / dt_ms)))
     ref_steps = int(round(refractory_ms / dt_ms))
+    ref_stim_steps = int(round(refractory_stimulated_ms / dt_ms))
     sign = transmitter_signs(c, signs=signs).astype(np.float64)
     w = c.adjacency("chemical", weight="n_synapses").tocsr(copy=True)
     w = sp.csr_matrix(sp.diags(sign * w_syn_mv) @ w)  # row = presynaptic
@@ -138,39 +155,69 @@ def simulate_lif(
     if stimulate is not None:
         stim[resolve_nodes(c, stimulate, what="stimulated neurons")] = True
     stim_idx = np.flatnonzero(stim)
-    drive = np.broadcast_to(np.asarray(drive_mv, dtype=np.float64), (n,)).copy()
+    refractory = np.where(stim, ref_stim_steps, ref_steps).astype(np.int64)
+    drive = np.asarray(drive_mv, dtype=np.float64)
+    if drive.ndim and drive.shape != (n,):
+        raise ValueError(f"drive_mv must be a number or have shape ({n},), got {drive.shape}")
     a, b, cc = _propagator(dt_ms, tau_m_ms, tau_syn_ms)
+    # v <- a (v - base) + b g + base  ==  a v + b g + (1 - a) base
+    offset = (1.0 - a) * (v_rest + drive)
     rng = np.random.default_rng(seed)
     p_spike = rate_hz * dt_ms / 1000.0
 
     v = np.full(n, v_reset, dtype=np.float64)
     g = np.zeros(n)
-    refractory = np.zeros(n, dtype=np.int64)
-    ring = np.zeros((delay + 1, n))
+    tmp = np.empty(n)
+    frozen_until = np.zeros(n, dtype=np.int64)  # refractory while step < frozen_until (Brian2: t - lastspike < refractory)
+    max_ref = int(refractory.max()) if n else 0
+    recent: list[np.ndarray] = []  # spikes of the last max_ref steps (the refractory ones)
+    queue: list = [None] * delay  # synaptic input waiting for its step
     counts = np.zeros(n, dtype=np.int64)
     for t in range(steps):
-        slot = t % (delay + 1)
-        active = refractory == 0
-        u = v - v_rest - drive
-        v = np.where(active, a * u + b * g + v_rest + drive, v)
-        g = np.where(active, cc * g, g)
-        g += ring[slot]
-        ring[slot] = 0.0
+        frozen = np.concatenate(recent) if recent else None
+        if frozen is not None:
+            frozen = frozen[frozen_until[frozen] > t]
+            v_keep, g_keep = v[frozen], g[frozen]
+        v *= a
+        np.multiply(g, b, out=tmp)
+        v += tmp
+        v += offset
+        g *= cc
+        if frozen is not None and frozen.size:
+            v[frozen], g[frozen] = v_keep, g_keep
+        spiking = np.flatnonzero(v > v_threshold)
+        if spiking.size and frozen is not None and frozen.size:
+            spiking = spiking[frozen_until[spiking] <= t]
+        slot = t % delay
+        pending = queue[slot]
+        if pending is not None:
+            idx, val = pending
+            if idx.size > n // 8:
+                g += np.bincount(idx, weights=val, minlength=n)
+            else:
+                np.add.at(g, idx, val)
+            queue[slot] = None
         if stim_idx.size:
-            events = rng.poisson(p_spike, size=stim_idx.size)
-            v[stim_idx] += events * poisson_weight_mv
-        refractory = np.maximum(refractory - 1, 0)
-        spiking = np.flatnonzero((v > v_threshold) & (refractory == 0))
+            kicked = stim_idx[rng.random(stim_idx.size) < p_spike]
+            v[kicked] += poisson_weight_mv
+        if frozen is not None and frozen.size:
+            # Brian2 writes to "unless refractory" variables only outside refractoriness
+            v[frozen], g[frozen] = v_keep, g_keep
         if spiking.size:
             counts[spiking] += 1
             v[spiking] = v_reset
-            refractory[spiking] = ref_steps
-            ring[(t + delay) % (delay + 1)] += _gather_rows(w, spiking, n)
+            g[spiking] = 0.0
+            frozen_until[spiking] = t + refractory[spiking]
+            queue[slot] = _row_entries(w, spiking)  # delivered at step t + delay
+        if max_ref:
+            recent.append(spiking)
+            if len(recent) > max_ref:
+                recent.pop(0)
     return pd.DataFrame(
         {
             "name": c._neurons["name"].to_numpy(),
             "n_spikes": counts,
-            "rate_hz": counts / (steps * dt_ms / 1000.0),
+            "rate_hz": counts / (steps * dt_ms / 1000.0) if steps else np.zeros(n),
             "stimulated": stim,
         },
         index=pd.Index(c._neurons["segment_id"].to_numpy(), name="segment_id"),

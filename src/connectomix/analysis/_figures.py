@@ -21,29 +21,39 @@ def _figure(nrows: int = 1, ncols: int = 1, **kwargs):
     return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
-def adjacency_by_module(adjacency, membership: np.ndarray, path: Path, *, title: str) -> Path:
-    """Plot the adjacency with rows and columns sorted by module."""
-    order = np.argsort(membership, kind="stable")
+def adjacency_sorted(adjacency, labels: np.ndarray, path: Path, *, title: str,
+                     what: str = "module") -> Path:
+    """Plot the adjacency with rows and columns sorted by a label (module, type)."""
+    labels = np.asarray(labels)
+    order = np.argsort(labels, kind="stable")
     a = adjacency[order][:, order].tocoo()
     fig, ax = _figure(figsize=(6, 6), dpi=120)
     n = adjacency.shape[0]
     if a.nnz:
         sc = ax.scatter(a.col, a.row, s=max(0.5, 2000 / max(n, 1) / 10), c=np.log10(a.data + 1),
-                        cmap="viridis", marker="s", linewidths=0)
+                        cmap="viridis", marker="s", linewidths=0, zorder=1)
         fig.colorbar(sc, ax=ax, shrink=0.7, label="log10(synapses + 1)")
-    bounds = np.flatnonzero(np.diff(membership[order])) + 0.5
+    sorted_labels = labels[order]
+    bounds = np.flatnonzero(sorted_labels[1:] != sorted_labels[:-1]) + 0.5
+    # many small groups (cell types): faint lines, so the synapses stay visible
+    color, lw = ("0.7", 0.5) if len(bounds) <= 30 else ("0.92", 0.3)
     for b in bounds:
-        ax.axhline(b, color="0.7", lw=0.5)
-        ax.axvline(b, color="0.7", lw=0.5)
+        ax.axhline(b, color=color, lw=lw, zorder=0)
+        ax.axvline(b, color=color, lw=lw, zorder=0)
     ax.set_xlim(-0.5, n - 0.5)
     ax.set_ylim(n - 0.5, -0.5)
-    ax.set_xlabel("postsynaptic neuron (sorted by module)")
-    ax.set_ylabel("presynaptic neuron (sorted by module)")
+    ax.set_xlabel(f"postsynaptic neuron (sorted by {what})")
+    ax.set_ylabel(f"presynaptic neuron (sorted by {what})")
     ax.set_title(title)
     ax.set_aspect("equal")
     fig.tight_layout()
     fig.savefig(path)
     return path
+
+
+def adjacency_by_module(adjacency, membership: np.ndarray, path: Path, *, title: str) -> Path:
+    """Plot the adjacency with rows and columns sorted by module."""
+    return adjacency_sorted(adjacency, membership, path, title=title, what="module")
 
 
 def degree_distribution(deg: pd.DataFrame, path: Path, *, title: str) -> Path:

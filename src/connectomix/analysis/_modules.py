@@ -68,6 +68,7 @@ def modules(
     resolution: float = 1.0,
     seed: int | None = 0,
     weighted: bool = True,
+    n_iterations: int | None = None,
 ) -> Modules:
     """Find modules and each neuron's role between them.
 
@@ -85,6 +86,11 @@ def modules(
         Seed of igraph's random generator.
     weighted : bool
         Use synapse counts as weights (else 0/1).
+    n_iterations : int, optional
+        Leiden iterations; negative: until the partition stops changing. Default:
+        until convergence below 1,000,000 connected pairs, else 2 (igraph's
+        default); on a FlyWire-sized graph convergence takes ~7x longer for a
+        modularity only ~1 % higher.
 
     Returns
     -------
@@ -104,13 +110,15 @@ def modules(
     sym.eliminate_zeros()
     upper = sp.triu(sym, k=1).tocoo()
     with igraph_seeded(seed) as ig:
-        g = ig.Graph(n=n, edges=np.column_stack([upper.row, upper.col]).tolist(), directed=False)
-        weights = upper.data.tolist()
+        g = ig.Graph(n=n, edges=np.column_stack([upper.row, upper.col]), directed=False)
+        weights = upper.data
         if g.ecount() == 0:
             membership = np.arange(n)
         elif method == "leiden":
+            if n_iterations is None:
+                n_iterations = -1 if g.ecount() < 1_000_000 else 2
             part = g.community_leiden(objective_function="modularity", weights=weights,
-                                      resolution=resolution, n_iterations=-1)
+                                      resolution=resolution, n_iterations=n_iterations)
             membership = np.asarray(part.membership)
         else:
             part = g.community_multilevel(weights=weights, resolution=resolution)

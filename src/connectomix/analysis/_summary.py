@@ -7,6 +7,7 @@ import pandas as pd
 from scipy.sparse.csgraph import connected_components
 
 from ._common import binary, check_connectome, undirected
+from ._triads import node_triangles
 
 __all__ = ["summary", "degrees", "reciprocity", "clustering"]
 
@@ -49,7 +50,7 @@ def clustering(connectome, *, kind: str = "chemical") -> dict:
     """
     u = undirected(check_connectome(connectome), kind)
     k = np.asarray(u.sum(axis=1)).ravel()
-    tri = np.asarray((u @ u).multiply(u).sum(axis=1)).ravel() / 2  # triangles per node
+    tri = node_triangles(u).astype(np.float64)  # degree-ordered: no U @ U with hubs
     pairs = k * (k - 1) / 2
     local = np.divide(tri, pairs, out=np.zeros_like(tri), where=pairs > 0)
     triples = pairs.sum()
