@@ -46,4 +46,6 @@ def stored_volume(path, data: np.ndarray, *, voxel_size=(40, 8, 8), offset=None,
 
 from ._kernels import fill_block_id, failing, slow_gaussian, two_in_two_out  # noqa: E402
 
-__all__ += ["fill_block_id", "failing", "slow_gaussian", "two_in_two_out"]
+from ._connectome import toy_connectome  # noqa: E402
+
+__all__ += ["fill_block_id", "failing", "slow_gaussian", "two_in_two_out", "toy_connectome"]
