@@ -433,7 +433,7 @@ def _seconds(rows, names):
 
 def report(results, *, n, m, n_lif, m_lif, sub, quick, brian_ms) -> int:
     def peak(rows):
-        return max((r.get("peak_gb", 0.0) for r in rows), default=None)
+        return max((r["peak_gb"] for r in rows if "peak_gb" in r), default=None)
 
     lines = []
     header = f"{'task':<46}{'connectomix':>12}{'igraph':>10}{'networkx':>10}{'igraph/cmx':>11}{'nx/cmx':>8}  target"
@@ -464,7 +464,7 @@ def report(results, *, n, m, n_lif, m_lif, sub, quick, brian_ms) -> int:
 
     size = f"{n // 1000}k/{m / 1e6:g}M"
     row(f"load edge list ({size})", "pipeline", ["load"])
-    row("summary (reciprocity, degrees, clustering, SCC/WCC)", "pipeline", ["summary"],
+    row("summary (recipr., degrees, clustering, SCC)", "pipeline", ["summary"],
         steps_nx=["summary: reciprocity", "scc", "summary: clustering"])
     row("strongly connected components", "pipeline", ["scc"])
     row("Leiden modules (networkx: Louvain)", "pipeline", ["leiden"],
