@@ -15,7 +15,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ._common import binary, check_connectome, empirical_p, rewired, zscore
-from ._triads import TRIAD_TYPES, census_from_matrix
+from ._triads import TRIAD_TYPES, _row_blocks, census_from_matrix
 
 __all__ = [
     "TRIAD_TYPES",
@@ -33,7 +33,6 @@ DEFAULT_TRANSMITTER_SIGNS = {
     "acetylcholine": 1, "ach": 1, "gaba": -1, "glutamate": -1, "glut": -1,
 }
 
-_WORK_PER_BLOCK = 20_000_000  # sparse multiply-adds per block of rows
 
 
 def transmitter_signs(connectome, *, signs=None, default: int = 1) -> np.ndarray:
@@ -56,21 +55,6 @@ def transmitter_signs(connectome, *, signs=None, default: int = 1) -> np.ndarray
     mapping = {k.lower(): int(v) for k, v in (signs or DEFAULT_TRANSMITTER_SIGNS).items()}
     nts = c._neurons["transmitter"].astype(str).str.lower().str.strip()
     return np.array([mapping.get(t, default) for t in nts], dtype=np.int64)
-
-
-def _row_blocks(x: sp.csr_matrix, y: sp.csr_matrix):
-    """Split the rows of x so that each block of x @ y costs about the same."""
-    y_nnz = np.diff(y.indptr).astype(np.float64)
-    work = x @ y_nnz if x.nnz else np.zeros(x.shape[0])
-    cum = np.cumsum(work)
-    n = x.shape[0]
-    start = 0
-    while start < n:
-        limit = (cum[start - 1] if start else 0.0) + _WORK_PER_BLOCK
-        stop = int(np.searchsorted(cum, limit, side="right"))
-        stop = min(max(stop, start + 1), n)
-        yield start, stop
-        start = stop
 
 
 def _census_from_matrix(a: sp.csr_matrix) -> dict[str, int]:
