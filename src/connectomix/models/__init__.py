@@ -7,9 +7,10 @@ predict_affinities  block-wise prediction into a run's ``affinities`` array
 make_volumes        training/validation volumes from the synthetic generator
 """
 
-from ._data import TRAIN_SEEDS, VAL_SEEDS, make_volumes
+from ._data import TRAIN_SEEDS, VAL_SEEDS, make_synapse_volumes, make_volumes
 from ._predict import predict_affinities, predict_array
-from ._train import affinity_loss, load_model, train
+from ._synapse_targets import VECTOR_SCALE_NM, synapse_targets
+from ._train import TASKS, affinity_loss, load_model, synapse_loss, train
 from ._unet import DEFAULT_OFFSETS, UNet3D
 
 __all__ = [
@@ -21,6 +22,11 @@ __all__ = [
     "predict_affinities",
     "predict_array",
     "make_volumes",
+    "make_synapse_volumes",
+    "synapse_targets",
+    "synapse_loss",
+    "VECTOR_SCALE_NM",
+    "TASKS",
     "TRAIN_SEEDS",
     "VAL_SEEDS",
 ]

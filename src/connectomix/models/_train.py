@@ -24,7 +24,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["train", "load_model", "affinity_loss"]
+__all__ = ["train", "load_model", "affinity_loss", "synapse_loss", "TASKS"]
+
+#: What a network can be trained to predict.
+TASKS = ("affinities", "synapses")
 
 
 def _valid_masks(shape, offsets):
@@ -51,6 +54,27 @@ def affinity_loss(logits, target, mask):
     w = mask * (target * 0.5 / pos.clamp(min=1) + (1 - target) * 0.5 / neg.clamp(min=1))
     loss = F.binary_cross_entropy_with_logits(logits.float(), target, weight=w, reduction="sum")
     return loss / logits.shape[1]
+
+
+def synapse_loss(logits, target):
+    """Cleft and partner-vector loss of the synapse network.
+
+    ``target`` holds the cleft mask (channel 0) and the partner vectors (channels 1-3,
+    in units of VECTOR_SCALE_NM, defined on cleft voxels). The cleft term is a
+    class-balanced BCE (clefts are rare: ~0.1 % of voxels), the vector term a smooth L1
+    averaged over cleft voxels.
+    """
+    import torch.nn.functional as F
+
+    logits = logits.float()
+    cleft = target[:, :1]
+    pos = cleft.sum().clamp(min=1)
+    neg = (1 - cleft).sum().clamp(min=1)
+    w = cleft * 0.5 / pos + (1 - cleft) * 0.5 / neg
+    bce = F.binary_cross_entropy_with_logits(logits[:, :1], cleft, weight=w, reduction="sum")
+    vec = F.smooth_l1_loss(logits[:, 1:4], target[:, 1:4], reduction="none").sum(dim=1, keepdim=True)
+    vec = (vec * cleft).sum() / pos
+    return bce + vec
 
 
 class PatchSampler:
@@ -80,6 +104,95 @@ class PatchSampler:
         return r, affinities_from_labels(l, self.offsets)
 
 
+class SynapsePatchSampler:
+    """Random patches (raw in 0..1, [cleft, vectors] targets), half of them centred on a cleft.
+
+    ``volumes`` are (raw uint8, cleft mask uint8, vectors (3, Z, Y, X)) triples from
+    :func:`synapse_targets`. Geometric augmentation is limited to flips and the y-x
+    transpose, which map vectors exactly; intensity, noise, blur and missing sections
+    as for the affinity network.
+    """
+
+    def __init__(self, volumes, patch, *, augment: bool = True):
+        self.volumes = volumes
+        self.patch = tuple(patch)
+        self.augment = augment
+        self.cleft_voxels = [np.flatnonzero(m) for _, m, _ in volumes]
+        self.mask = None
+        for raw, _, _ in volumes:
+            if any(s < p for s, p in zip(raw.shape, self.patch)):
+                raise ValueError(f"training volume {raw.shape} is smaller than the patch {self.patch}")
+
+    def sample(self, rng: np.random.Generator):
+        from ._augment import _intensity, _missing_and_damaged, _noise_blur
+        from ._synapse_targets import flip_vectors
+
+        k = int(rng.integers(len(self.volumes)))
+        raw, mask, vec = self.volumes[k]
+        cv = self.cleft_voxels[k]
+        if len(cv) and rng.random() < 0.5:
+            centre = np.unravel_index(cv[rng.integers(len(cv))], raw.shape)
+            corner = [int(np.clip(c - p // 2 + rng.integers(-p // 4, p // 4 + 1), 0, s - p))
+                      for c, p, s in zip(centre, self.patch, raw.shape)]
+        else:
+            corner = [int(rng.integers(0, s - p + 1)) for s, p in zip(raw.shape, self.patch)]
+        sl = tuple(slice(c, c + p) for c, p in zip(corner, self.patch))
+        r = raw[sl].astype(np.float32) / 255.0
+        t = np.concatenate([mask[sl][None].astype(np.float32), vec[(slice(None),) + sl].astype(np.float32)])
+        if self.augment:
+            for axis in range(3):
+                if rng.random() < 0.5:
+                    r = np.flip(r, axis)
+                    t = np.concatenate([np.flip(t[:1], axis + 1), flip_vectors(t[1:], axis)])
+            if rng.random() < 0.5:
+                r = r.transpose(0, 2, 1)
+                t = t.transpose(0, 1, 3, 2)[[0, 1, 3, 2]]
+            r = np.ascontiguousarray(r, np.float32)
+            r = _noise_blur(_intensity(r, rng), rng)
+            r = _missing_and_damaged(r.copy(), rng)
+        return np.ascontiguousarray(r, np.float32), np.ascontiguousarray(t, np.float32)
+
+
+class _Stream:
+    """An endless stream of training patches, optionally from worker processes."""
+
+    def __init__(self, sampler, batch_size, seed, workers):
+        self.sampler, self.batch_size, self.seed, self.workers = sampler, batch_size, seed, workers
+
+    def __iter__(self):
+        if not self.workers:
+            rng = np.random.default_rng(self.seed)
+            while True:
+                yield self._batch(rng)
+        import torch
+
+        ds = _patch_dataset(self.sampler, self.batch_size, self.seed)
+        # fork: the workers share the generated volumes instead of pickling them
+        loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=self.workers, prefetch_factor=4,
+                                             multiprocessing_context="fork",
+                                             pin_memory=torch.cuda.is_available())
+        yield from loader
+
+    def _batch(self, rng):
+        xs, ys = zip(*(self.sampler.sample(rng) for _ in range(self.batch_size)))
+        return np.stack(xs)[:, None], np.stack(ys)
+
+
+def _patch_dataset(sampler, batch_size, seed):
+    import torch
+
+    class PatchDataset(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            info = torch.utils.data.get_worker_info()
+            rng = np.random.default_rng([*seed, info.id if info else 0])
+            torch.set_num_threads(1)
+            while True:
+                xs, ys = zip(*(sampler.sample(rng) for _ in range(batch_size)))
+                yield torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ys))
+
+    return PatchDataset()
+
+
 def _save(obj, path: Path) -> None:
     import torch
 
@@ -105,6 +218,9 @@ def train(
     n_val_patches: int = 8,
     seed: int = 0,
     threads: int | None = None,
+    workers: int = 0,
+    task: str = "affinities",
+    clip_norm: float = 1.0,
     max_seconds: float | None = None,
     log: Callable[[str], None] = print,
     data_info: dict | None = None,
@@ -117,10 +233,17 @@ def train(
         The model directory; resumed from its ``checkpoint.pt`` when present.
     volumes, val_volumes : sequences of (raw uint8, labels) pairs, (Z, Y, X)
         Training and validation volumes (validation seeds never used for training).
+        For ``task="synapses"``: (raw, cleft mask, partner vectors) triples from
+        :func:`~connectomix.models.synapse_targets`.
     iterations : int
         Total iterations to reach (including those already done).
     device : {'cpu', 'cuda'}
         Mixed precision (bfloat16 autocast) is used on CUDA.
+    workers : int
+        Processes that cut and augment patches (0: in the training process).
+    task : {'affinities', 'synapses'}
+        What the network learns: affinities for the given offsets, or synaptic clefts
+        with partner vectors (4 output channels).
     max_seconds : float, optional
         Stop (after a checkpoint) when this much wall time has passed.
 
@@ -135,11 +258,13 @@ def train(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    offsets = [list(o) for o in (offsets or DEFAULT_OFFSETS)]
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    offsets = [list(o) for o in (offsets or DEFAULT_OFFSETS)] if task == "affinities" else []
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    model = UNet3D(1, len(offsets), features=features).to(device)
+    model = UNet3D(1, len(offsets) if task == "affinities" else 4, features=features).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     start_it, elapsed, history = 0, 0.0, []
     ckpt_path = out / "checkpoint.pt"
@@ -153,13 +278,21 @@ def train(
         prev = json.loads((out / "model.json").read_text()) if (out / "model.json").exists() else {}
         if prev.get("offsets", offsets) != offsets:
             raise ValueError(f"{out} was trained with offsets {prev['offsets']}, not {offsets}")
-    sampler = PatchSampler(volumes, patch, offsets)
-    val_sampler = PatchSampler(val_volumes, patch, offsets, augment=False)
+    if task == "affinities":
+        sampler = PatchSampler(volumes, patch, offsets)
+        val_sampler = PatchSampler(val_volumes, patch, offsets, augment=False)
+        mask = torch.from_numpy(sampler.mask[None]).to(device)
+
+        def loss_fn(logits, y):
+            return affinity_loss(logits, y, mask.expand_as(y))
+    else:
+        sampler = SynapsePatchSampler(volumes, patch)
+        val_sampler = SynapsePatchSampler(val_volumes, patch, augment=False)
+        loss_fn = synapse_loss
     val_rng = np.random.default_rng(12345)
     val_set = [val_sampler.sample(val_rng) for _ in range(n_val_patches)]
-    mask = torch.from_numpy(sampler.mask[None]).to(device)
     use_amp = device.startswith("cuda")
-    rng = np.random.default_rng([seed, start_it])
+    stream = iter(_Stream(sampler, batch_size, [seed, start_it], workers))
     t0 = time.perf_counter()
     it = start_it
     running = []
@@ -173,7 +306,7 @@ def train(
                 y = torch.from_numpy(a[None]).to(device)
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
                     logits = model(x)
-                losses.append(float(affinity_loss(logits, y, mask)))
+                losses.append(float(loss_fn(logits, y)))
         model.train()
         return float(np.mean(losses))
 
@@ -191,6 +324,7 @@ def train(
         _save(model.state_dict(), out / "model.pt")
         summary = {
             "architecture": "UNet3D",
+            "task": task,
             "config": model.config,
             "offsets": offsets,
             "iterations": it,
@@ -201,6 +335,9 @@ def train(
             "lr": lr,
             "seed": seed,
             "parameters": sum(p.numel() for p in model.parameters()),
+            "best_val_loss": min((h["val_loss"] for h in history if h.get("val_loss") is not None), default=None),
+            "best_iteration": min(((h["val_loss"], h["iteration"]) for h in history if h.get("val_loss") is not None),
+                                  default=(None, None))[1],
             "last_val_loss": next((h["val_loss"] for h in reversed(history) if h.get("val_loss") is not None), None),
             "data": data_info or {},
         }
@@ -211,15 +348,19 @@ def train(
     model.train()
     summary = None
     while it < iterations:
-        xs, ys = zip(*(sampler.sample(rng) for _ in range(batch_size)))
-        x = torch.from_numpy(np.stack(xs)[:, None]).to(device)
-        y = torch.from_numpy(np.stack(ys)).to(device)
+        x, y = next(stream)
+        x = torch.as_tensor(x).to(device, non_blocking=True)
+        y = torch.as_tensor(y).to(device, non_blocking=True)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
             logits = model(x)
-        loss = affinity_loss(logits, y, mask.expand_as(y))
+        loss = loss_fn(logits, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
+        # Clipping keeps one bad batch from throwing the weights away: without it a
+        # GPU run jumped from loss 0.33 to 290 at iteration 6,600 and never recovered.
+        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+        if torch.isfinite(gnorm):
+            opt.step()
         it += 1
         running.append(float(loss.detach()))
         entry = None
@@ -232,6 +373,9 @@ def train(
                               "seconds": round(elapsed + time.perf_counter() - t0, 1)}
             entry["val_loss"] = validate()
             log(f"iteration {it}: train loss {entry['loss']:.4f}, validation loss {entry['val_loss']:.4f}")
+            best = min((h["val_loss"] for h in history if h.get("val_loss") is not None), default=math.inf)
+            if entry["val_loss"] < best:  # the best weights seen, beside the latest (model.pt)
+                _save(model.state_dict(), out / "best.pt")
         if entry:
             history.append(entry)
         timed_out = max_seconds is not None and time.perf_counter() - t0 > max_seconds

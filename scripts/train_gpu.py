@@ -1,0 +1,132 @@
+"""Train the shipped networks (affinities and synapses) side by side on one GPU.
+
+This is the script that produced ``src/connectomix/models/weights*`` (see the model
+cards there). It generates the training data on the machine it runs on (from the
+generator's ``train`` preset and fixed seeds, so nothing has to be carried), trains
+both U-Nets concurrently in two processes with bf16 autocast, and keeps the latest
+checkpoint, metadata and log of each in ``OUT/seg`` and ``OUT/syn`` so that an
+interrupted job loses little. It ends with a forward-pass throughput measurement.
+
+    PYTHONPATH=src python3 scripts/train_gpu.py --out OUT --minutes 6
+
+Resume (here or in a later session) by pointing ``connectomix train`` at a copy of
+the model directory: ``checkpoint.pt`` holds weights, optimiser and iteration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+DIRS = {"affinities": "seg", "synapses": "syn"}
+
+
+def _trainer(task, vols, val, out, args):
+    from connectomix.models import train
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    train(out, vols, val, iterations=args.iterations, device=args.device, patch=tuple(args.patch),
+          batch_size=args.batch_size, lr=args.lr, features=args.features, task=task,
+          checkpoint_every=args.checkpoint_every, validate_every=args.validate_every, n_val_patches=16,
+          seed=0 if task == "affinities" else 1, workers=args.workers, max_seconds=args.minutes * 60,
+          log=lambda m: print(f"[{task}] {m}", flush=True),
+          data_info={"preset": "train", "train_seeds": args.seeds, "val_seeds": args.val_seeds,
+                     "shape": list(args.shape)})
+
+
+def _mirror(work: Path, out: Path):
+    """Copy each model's latest checkpoint, card and log into OUT (atomically)."""
+    for name in DIRS.values():
+        src, dst = work / name, out / name
+        dst.mkdir(parents=True, exist_ok=True)
+        for f in ("checkpoint.pt", "model.json", "log.csv"):
+            if (src / f).exists():
+                tmp = out / f".{name}-{f}.tmp"
+                shutil.copyfile(src / f, tmp)
+                os.replace(tmp, dst / f)
+
+
+def _throughput(model_dir: Path, device: str, out: Path):
+    import torch
+
+    from connectomix.models import load_model
+
+    model, _ = load_model(model_dir, device=device)
+    res = {}
+    for shape in ((32, 256, 256), (64, 512, 512)):
+        x = torch.rand((1, 1) + shape, device=device)
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
+            for _ in range(3):
+                model(x)
+            torch.cuda.synchronize()
+            t = time.perf_counter()
+            n = 10
+            for _ in range(n):
+                model(x)
+            torch.cuda.synchronize()
+            dt = (time.perf_counter() - t) / n
+        res["x".join(map(str, shape))] = round(x.numel() / dt / 1e6, 1)
+    res["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    res["gpu"] = torch.cuda.get_device_name()
+    print("forward bf16 Mvoxels/s:", res, flush=True)
+    (out / "throughput.json").write_text(json.dumps(res, indent=1))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True)
+    p.add_argument("--work", default="/tmp/connectomix-models")
+    p.add_argument("--minutes", type=float, default=6.0)
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--volumes", type=int, default=64)
+    p.add_argument("--shape", type=int, nargs=3, default=(32, 256, 256))
+    p.add_argument("--patch", type=int, nargs=3, default=(16, 128, 128))
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--features", type=int, default=12)
+    p.add_argument("--iterations", type=int, default=100_000)
+    p.add_argument("--workers", type=int, default=6, help="patch workers per network")
+    p.add_argument("--gen-workers", type=int, default=14)
+    p.add_argument("--checkpoint-every", type=int, default=400)
+    p.add_argument("--validate-every", type=int, default=200)
+    p.add_argument("--tasks", nargs="+", default=["affinities", "synapses"])
+    args = p.parse_args(argv)
+
+    from connectomix.models import TRAIN_SEEDS, VAL_SEEDS
+    from connectomix.models._data import make_training_volumes
+
+    args.seeds = list(TRAIN_SEEDS[: args.volumes])
+    args.val_seeds = list(VAL_SEEDS)
+    out, work = Path(args.out), Path(args.work)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in DIRS.values():  # resume from checkpoints brought along in OUT, if any
+        if (out / name / "checkpoint.pt").exists() and not (work / name / "checkpoint.pt").exists():
+            shutil.copytree(out / name, work / name, dirs_exist_ok=True)
+    t0 = time.perf_counter()
+    train = make_training_volumes(args.seeds, shape=args.shape, workers=args.gen_workers)
+    val = make_training_volumes(args.val_seeds, shape=args.shape, workers=args.gen_workers)
+    print(f"generated {len(args.seeds)}+{len(args.val_seeds)} volumes in {time.perf_counter() - t0:.0f} s", flush=True)
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_trainer, args=(t, train[t], val[t], work / DIRS[t], args)) for t in args.tasks]
+    for pr in procs:
+        pr.start()
+    while any(pr.is_alive() for pr in procs):
+        time.sleep(20)
+        _mirror(work, out)
+    _mirror(work, out)
+    codes = [pr.exitcode for pr in procs]
+    print("trainers exited with", codes, flush=True)
+    if args.device.startswith("cuda") and "affinities" in args.tasks:
+        _throughput(work / "seg", args.device, out)
+    return 0 if all(c == 0 for c in codes) else 1
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    sys.exit(main())
