@@ -894,6 +894,37 @@ class Connectome:
             name=info.get("name", ""), meta=info.get("meta", {}),
         )
 
+    @classmethod
+    def from_run(cls, run_path: str | Path) -> "Connectome":
+        """Read a run's ``neurons``, ``edges`` and ``synapses`` tables (see :func:`.connectome_from_run`)."""
+        from ._build import connectome_from_run
+
+        return connectome_from_run(run_path)
+
+    # ------------------------------------------------------------------ exports
+    def to_graphml(self, path: str | Path, *, kind: str = "chemical") -> Path:
+        """Write GraphML (see :func:`connectomix.graph.to_graphml`)."""
+        from ._export import to_graphml
+
+        return to_graphml(self, path, kind=kind)
+
+    def to_neuprint_csv(self, directory: str | Path) -> dict:
+        """Write neuPrint-style Neurons.csv and ConnectsTo.csv (see :func:`connectomix.graph.to_neuprint_csv`)."""
+        from ._export import to_neuprint_csv
+
+        return to_neuprint_csv(self, directory)
+
+    def to_cave(self, path: str | Path | None = None, *, units: str = "nm", voxel_size=None) -> pd.DataFrame:
+        """The CAVE-style synapse table, x y z order; also written as CSV to ``path`` when given.
+
+        See :func:`connectomix.graph.cave_synapse_table` for columns and units.
+        """
+        from ._export import cave_synapse_table, write_cave_synapses
+
+        if path is not None:
+            write_cave_synapses(self, path, units=units, voxel_size=voxel_size)
+        return cave_synapse_table(self, units=units, voxel_size=voxel_size)
+
     # ------------------------------------------------------------------ display
     def summary(self) -> pd.DataFrame:
         """Count neurons, edges and synapses by class and kind.
