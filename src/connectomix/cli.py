@@ -116,8 +116,9 @@ def _cluster(cfg, scheduler, workers):
 # ------------------------------------------------------------------ commands
 @app.command("import")
 def import_(
-    input: str = typer.Argument(..., help="TIFF stack, folder of 2D sections, file.h5:/dataset, .npy, .mrc, precomputed or zarr."),
+    input: Optional[str] = typer.Argument(None, help="TIFF stack, folder of 2D sections, file.h5:/dataset, .npy, .mrc, precomputed or zarr."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory to create or add to."),
+    tiles: Optional[Path] = typer.Option(None, "--tiles", help="CSV of tiles to stitch (section, tile, stage_y, stage_x in nm, path)."),
     voxel_size: Optional[Tuple[int, int, int]] = typer.Option(None, "--voxel-size", help="Voxel size in nm, Z Y X."),
     offset: Optional[Tuple[int, int, int]] = typer.Option(None, "--offset", help="World offset in nm, Z Y X."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset path inside an HDF5/zarr container."),
@@ -127,8 +128,22 @@ def import_(
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (default: local)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Local Dask workers."),
 ):
-    """Import an EM volume into RUN/volume.zarr/raw (block-wise, bounded memory)."""
+    """Import an EM volume into RUN/volume.zarr/raw (block-wise, bounded memory), or record tiles to stitch."""
     from .pipeline import import_stage
+
+    if tiles is not None:
+        if input is not None:
+            raise typer.BadParameter("give either INPUT or --tiles, not both")
+        if voxel_size is None:
+            raise typer.BadParameter("--tiles needs --voxel-size Z Y X (nm)")
+        from .align import import_tiles
+
+        df = import_tiles(tiles, out, voxel_size)
+        _say(f"tiles: {len(df)} tiles in {df['section'].nunique()} sections recorded in {out} "
+             f"-> run `connectomix align {out}` to stitch and align them")
+        return
+    if input is None:
+        raise typer.BadParameter("INPUT is required (or --tiles TILES.csv)")
 
     cfg = _config().override(
         "import", input=input, voxel_size=voxel_size, offset=offset, dataset=dataset, pyramid_levels=pyramid
@@ -214,6 +229,96 @@ def segment(
 
 
 @app.command()
+def align(
+    run: Path = typer.Argument(..., help="Run directory (with raw sections, or tiles from `import --tiles`)."),
+    elastic: bool = typer.Option(True, "--elastic/--no-elastic", help="Elastic (mesh) alignment after the rigid one."),
+    reference: str = typer.Option("middle", "--reference", help="Reference section: middle, first or an index."),
+    fill: bool = typer.Option(True, "--fill/--no-fill", help="Fill missing sections by interpolation."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (default: local)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Local Dask workers."),
+    force: bool = typer.Option(False, "--force", help="Re-run even if done with this configuration."),
+):
+    """Stitch tiles and register sections (rigid, then elastic) into RUN/volume.zarr/aligned."""
+    from .align import align_stage
+    from .errors import ConfigError
+
+    if reference not in ("middle", "first"):
+        try:
+            reference = int(reference)
+        except ValueError:
+            raise ConfigError(f"--reference must be middle, first or a section index, got {reference!r}") from None
+    cfg = _cluster(_config(), scheduler, workers)
+    with _Progress("align") as bar:
+        align_stage(run, elastic=elastic, reference=reference, cluster=cfg.cluster, progress=bar, say=_say,
+                    fill_missing=fill, force=force)
+
+
+@app.command()
+def synapses(
+    run: Path = typer.Argument(..., help="Run directory with a segmentation."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Synapse model directory (default: the shipped one)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Cleft probability threshold."),
+    predict: bool = typer.Option(True, "--predict/--no-predict", help="Predict first, or use the run's synapse_pred."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (default: local)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Local Dask workers."),
+):
+    """Detect synapses and their pre/post partners: the synapses table."""
+    from .pipeline import synapses_pipeline_stage
+
+    cfg = _cluster(_config(), scheduler, workers)
+    with _Progress("synapses") as bar:
+        synapses_pipeline_stage(run, model_dir=model, threshold=threshold, predict=predict, cluster=cfg.cluster,
+                                on_block_done=bar, say=_say)
+
+
+@app.command()
+def graph(
+    run: Path = typer.Argument(..., help="Run directory with segmentation and synapses."),
+    min_score: float = typer.Option(0.0, "--min-score", help="Synapses below this score do not count."),
+    min_synapses: int = typer.Option(1, "--min-synapses", help="Edges need at least this many synapses."),
+):
+    """Build the connectome tables neurons, synapses, edges (DuckDB + Parquet)."""
+    from .pipeline import graph_pipeline_stage
+
+    graph_pipeline_stage(run, min_score=min_score, min_synapses=min_synapses, say=_say)
+
+
+@app.command()
+def shapes(
+    run: Path = typer.Argument(..., help="Run directory with a segmentation."),
+    meshes: bool = typer.Option(True, "--meshes/--no-meshes", help="Also mesh every segment (zmesh)."),
+):
+    """Skeletons (kimimaro, SWC) and meshes (zmesh) of every segment, in nm."""
+    from .shapes import shapes_stage
+
+    res = shapes_stage(run, meshes=meshes)
+    _say(f"shapes: {res}")
+
+
+@app.command()
+def view(
+    run: Path = typer.Argument(..., help="Run directory."),
+    bind: str = typer.Option("127.0.0.1", "--bind", help="Address to listen on (other than localhost: warned)."),
+    port: int = typer.Option(0, "--port", help="Port of the viewer (0: any free port)."),
+    neurons: Optional[List[int]] = typer.Option(None, "--neurons", help="Segment ids to select."),
+):
+    """Open a local neuroglancer viewer of a run; runs until Ctrl+C."""
+    from .viewer import view as start
+
+    session = start(run, bind=bind, port=port, neurons=neurons or None)
+    _console().print(f"neuroglancer viewer of {run}: {session.url}\npress Ctrl+C to stop")
+    session.wait()
+
+
+@app.command()
+def report(run: Path = typer.Argument(..., help="Run directory.")):
+    """Write RUN/report/index.html: a self-contained page with the run's pictures and numbers."""
+    from .report import report as write_report
+
+    _say(f"report: {write_report(run)}")
+
+
+@app.command()
 def info(run: Path = typer.Argument(..., help="Run directory.")):
     """Show a run's arrays (shape, dtype, voxel size, chunks) and tables (rows, columns)."""
     from .pipeline import run_info
@@ -249,15 +354,39 @@ def _print_info(inf: dict) -> None:
 @app.command()
 def export(
     run: Path = typer.Argument(..., help="Run directory."),
-    to: Path = typer.Option(..., "--to", help="Output file: .tif/.npy for arrays, .csv/.parquet for tables."),
+    to: Optional[Path] = typer.Option(None, "--to", help="Output file: .tif/.npy for arrays, .csv/.parquet for tables."),
     array: Optional[str] = typer.Option(None, "--array", help="Array to export."),
     table: Optional[str] = typer.Option(None, "--table", help="Table to export."),
+    precomputed: Optional[Path] = typer.Option(None, "--precomputed", help="Write the run as neuroglancer precomputed data (image, segmentation, meshes, skeletons, synapses) into this folder."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="URL the precomputed folder will be served from (for the viewer state)."),
+    neurons: Optional[List[int]] = typer.Option(None, "--neurons", help="Segment ids to select in the viewer state."),
+    graphml: Optional[Path] = typer.Option(None, "--graphml", help="Write the connectome as GraphML."),
+    neuprint: Optional[Path] = typer.Option(None, "--neuprint", help="Write neuPrint-style Neurons.csv / ConnectsTo.csv into this folder."),
+    cave: Optional[Path] = typer.Option(None, "--cave", help="Write a CAVE-style synapse table (.csv or .parquet)."),
 ):
-    """Export an array to .tif/.npy or a table to .csv/.parquet."""
-    from .pipeline import export_stage
+    """Export arrays (.tif/.npy), tables (.csv/.parquet), the connectome (GraphML, neuPrint, CAVE) or a precomputed view."""
+    if not any((to, precomputed, graphml, neuprint, cave)):
+        raise typer.BadParameter("say what to export: --to FILE, --precomputed DIR, --graphml, --neuprint or --cave")
+    if to is not None:
+        from .pipeline import export_stage
 
-    written = export_stage(run, to, array=array, table=table)
-    _say(f"wrote {written}")
+        _say(f"wrote {export_stage(run, to, array=array, table=table)}")
+    if precomputed is not None:
+        from .viewer import export_precomputed
+
+        d = export_precomputed(run, precomputed, neurons=neurons or None, base_url=base_url)
+        _say(f"wrote neuroglancer precomputed data and a viewer state to {d} "
+             f"(serve it with any static file server; state in {Path(d) / 'state.json'})")
+    if graphml or neuprint or cave:
+        from .graph import Connectome
+
+        con = Connectome.from_run(run)
+        if graphml:
+            _say(f"wrote {con.to_graphml(graphml)}")
+        if neuprint:
+            _say(f"wrote {con.to_neuprint_csv(neuprint)}")
+        if cave:
+            _say(f"wrote {con.to_cave(cave)}")
 
 
 @app.command()
@@ -266,13 +395,12 @@ def demo(
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (default: local)."),
     workers: Optional[int] = typer.Option(2, "--workers", help="Local Dask workers."),
 ):
-    """Run everything that exists end to end on built-in data, and say what is not there yet."""
+    """The whole pipeline on a synthetic volume, scored against its exact ground truth, with a report."""
     from .pipeline import demo as run_demo
 
     cfg = _cluster(_config(), scheduler, workers)
     progress = _Progress
-    summary = run_demo(out, cluster=cfg.cluster, progress=progress, say=_say)
-    _print_info(summary["info"]) if not _STATE["quiet"] else None
+    run_demo(out, cluster=cfg.cluster, progress=progress, say=_say)
 
 
 @app.command()
@@ -352,45 +480,69 @@ def analyze(
 @app.command()
 def train(
     out: Path = typer.Option(..., "--out", "-o", help="Model directory (resumed when it has a checkpoint)."),
+    task: str = typer.Option("affinities", "--task", help="affinities (segmentation) or synapses (clefts + partners)."),
     iterations: int = typer.Option(2000, "--iterations", help="Total iterations to reach."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (mixed precision on cuda)."),
     n_volumes: int = typer.Option(8, "--volumes", help="Training volumes to generate (train preset)."),
     shape: Tuple[int, int, int] = typer.Option((32, 256, 256), "--shape", help="Shape of each training volume."),
     patch: Tuple[int, int, int] = typer.Option((16, 128, 128), "--patch", help="Training patch (multiple of 2, 8, 8)."),
+    batch_size: int = typer.Option(1, "--batch-size", help="Patches per iteration."),
+    lr: float = typer.Option(5e-4, "--lr", help="Learning rate (AdamW)."),
     features: int = typer.Option(12, "--features", help="Feature maps at the top level of the U-Net."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch."),
+    workers: int = typer.Option(0, "--workers", help="Processes cutting and augmenting patches (0: none)."),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop (with a checkpoint) after this long."),
     seed: int = typer.Option(0, "--seed", help="Seed of sampling and initialisation."),
 ):
-    """Train the affinity U-Net on synthetic volumes (resumable; checkpoints and loss curve in OUT)."""
-    from .models import TRAIN_SEEDS, VAL_SEEDS, make_volumes, train as run_train
+    """Train the affinity or synapse U-Net on synthetic volumes (resumable; checkpoints and loss curve in OUT)."""
+    from .errors import ConfigError
+    from .models import TASKS, TRAIN_SEEDS, VAL_SEEDS, make_synapse_volumes, make_volumes, train as run_train
 
+    if task not in TASKS:
+        raise ConfigError(f"--task must be one of {', '.join(TASKS)}, got {task!r}")
     if n_volumes > len(TRAIN_SEEDS):
-        from .errors import ConfigError
-
         raise ConfigError(f"--volumes must be at most {len(TRAIN_SEEDS)}, got {n_volumes}")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {device} asked for, but this machine has no CUDA GPU (torch "
+                              f"{torch.__version__}); use --device cpu")
+    elif device != "cpu":
+        raise ConfigError(f"--device must be cpu or cuda, got {device!r}")
     say = (lambda m: None) if _STATE["quiet"] else (lambda m: _console().print(m))
-    vols = make_volumes(TRAIN_SEEDS[:n_volumes], shape=shape, log=say)
-    val = make_volumes(VAL_SEEDS, shape=shape, log=say)
+    make = make_volumes if task == "affinities" else make_synapse_volumes
+    vols = make(TRAIN_SEEDS[:n_volumes], shape=shape, workers=workers, log=say)
+    val = make(VAL_SEEDS, shape=shape, log=say)
     info = {"preset": "train", "train_seeds": list(TRAIN_SEEDS[:n_volumes]), "val_seeds": list(VAL_SEEDS),
             "shape": list(shape)}
     summary = run_train(out, vols, val, iterations=iterations, device=device, patch=patch, features=features,
-                        threads=threads, seed=seed, log=say, data_info=info,
-                        max_seconds=None if max_minutes is None else max_minutes * 60)
+                        batch_size=batch_size, lr=lr, threads=threads, workers=workers, task=task, seed=seed,
+                        log=say, data_info=info, max_seconds=None if max_minutes is None else max_minutes * 60)
     _say(f"model in {out}: {summary['iterations']} iterations, validation loss {summary['last_val_loss']}")
 
 
 @app.command("run")
-def run_config(
-    config: Path = typer.Argument(..., help="YAML configuration describing the run."),
+def run_pipeline(
+    input: str = typer.Argument(..., help="EM volume to process (anything `import` reads), or a YAML configuration."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory."),
+    voxel_size: Optional[Tuple[int, int, int]] = typer.Option(None, "--voxel-size", help="Voxel size in nm, Z Y X."),
+    align: bool = typer.Option(False, "--align/--no-align", help="Register the sections before segmenting."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (default: local)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Local Dask workers."),
 ):
-    """Run every stage a configuration file describes, in pipeline order."""
-    from .config import load_config
-    from .pipeline import run_from_config
+    """The whole pipeline: import -> (align) -> segment -> synapses -> graph -> analyze -> report; resumable."""
+    if input.endswith((".yaml", ".yml")):
+        from .config import load_config
+        from .pipeline import run_from_config
 
-    cfg = load_config(config)
-    run_from_config(out, cfg, progress=_Progress, say=_say)
+        run_from_config(out, load_config(Path(input)), progress=_Progress, say=_say)
+        return
+    from .pipeline import run_all
+
+    cfg = _config().override("import", input=input, voxel_size=voxel_size)
+    cfg = _cluster(cfg, scheduler, workers)
+    run_all(out, cfg, align=align, progress=_Progress, say=_say)
 
 
 def main(argv: List[str] | None = None) -> int:

@@ -120,3 +120,7 @@ class TableFormatError(ConnectomixError, ValueError):
 
 class MissingDependencyError(ConnectomixError, ImportError):
     """An optional package that this feature needs is not installed."""
+
+
+class ModelError(ConnectomixError, ValueError):
+    """A trained model is missing, unreadable, for another task or does not fit its architecture."""

@@ -210,15 +210,6 @@ def run_info(run_path) -> dict:
 
 
 # ---------------------------------------------------------------------- whole runs
-NOT_YET_AVAILABLE = {
-    "align": "tile stitching and section alignment (issue #5)",
-    "segment": "trained U-Net affinities -> watershed -> agglomeration on the run (issue #4)",
-    "synapses": "synapse detection and partner assignment (issue #6)",
-    "graph": "the connectome tables neurons/synapses/edges from a run (issue #6)",
-    "report": "HTML report and neuroglancer viewer (issue #8)",
-}
-
-
 def run_from_config(out, config, *, progress=None, say=print) -> Run:
     """Run the stages a configuration describes, in order (import, smooth)."""
     from contextlib import nullcontext
@@ -238,58 +229,137 @@ def run_from_config(out, config, *, progress=None, say=print) -> Run:
     return run
 
 
-def demo(out, *, cluster: ClusterConfig = ClusterConfig(), progress=None, say=print, seed: int = 0) -> dict:
-    """The main job: everything that exists, end to end, on built-in data.
+def _timed(times: dict, name: str):
+    import time
+    from contextlib import contextmanager
 
-    Steps: generate a synthetic EM volume with exact ground truth, smooth it
-    block-wise on Dask, score the naive baseline (smooth + threshold + watershed)
-    against the ground truth, and analyse the ground-truth wiring diagram and a real
-    C. elegans connectome. Stages not built yet are listed, never faked.
+    @contextmanager
+    def cm():
+        t = time.perf_counter()
+        yield
+        times[name] = times.get(name, 0.0) + time.perf_counter() - t
+
+    return cm()
+
+
+def _reconstruct(run: Run, cluster: ClusterConfig, bar, say, times: dict, *, align: bool = False) -> None:
+    """align (optionally) -> segment -> synapses -> shapes -> graph -> analyze -> report, each skipped when done."""
+    if align:
+        from .align import align_stage
+
+        with _timed(times, "align"), bar("align") as cb:
+            align_stage(run.path, cluster=cluster, progress=cb, say=lambda m: say(f"  {m}"))
+    with _timed(times, "segment"), bar("segment") as cb:
+        seg = segment_stage(run.path, cluster=cluster, on_block_done=cb, say=lambda m: say(f"  {m}"))
+    if seg is not None:
+        say(f"  segment: {seg}")
+    with _timed(times, "synapses"), bar("synapses") as cb:
+        synapses_pipeline_stage(run.path, cluster=cluster, on_block_done=cb, say=lambda m: say(f"  {m}"))
+    from .shapes import shapes_stage
+
+    with _timed(times, "shapes"):
+        sh = shapes_stage(run.path, meshes=True)
+    if sh is not None:
+        say(f"  shapes: {len(sh)} skeletons (SWC) and meshes, {sh['cable_length_nm'].sum() / 1000:.0f} um of cable "
+            "-> skeletons/, meshes/")
+    with _timed(times, "graph"):
+        graph_pipeline_stage(run.path, cluster=ClusterConfig(scheduler="synchronous"), say=lambda m: say(f"  {m}"))
+
+
+def run_all(out, config, *, align: bool = False, progress=None, say=print) -> dict:
+    """``connectomix run INPUT``: import -> (align) -> segment -> synapses -> graph -> analyze -> report.
+
+    Every stage is skipped when it already finished with the same configuration, so
+    an interrupted run resumes where it stopped.
     """
     import time
-
     from contextlib import nullcontext
 
-    from .blockwise import connect
+    bar = progress or (lambda _name: nullcontext(None))
+    times: dict = {}
+    t0 = time.perf_counter()
+    with _timed(times, "import"), bar("import") as cb:
+        vol = import_stage(out, config.import_, cluster=config.cluster, on_block_done=cb)
+    say(f"  import: {config.import_.input} -> {vol.shape} voxels of {tuple(vol.voxel_size)} nm")
+    run = Run(out)
+    _reconstruct(run, config.cluster, bar, say, times, align=align)
+    con = load_connectome(run=run.path)
+    with _timed(times, "analyze"):
+        a = analyze_stage(con, run.path / "analysis" / "reconstruction", n_null=20, n_perturb=0, run=run.path)
+    say(f"  analyze: {a['n_neurons']} neurons, {a['n_edges']} edges -> analysis/reconstruction/")
+    from .report import report
+
+    with _timed(times, "report"):
+        page = report(run.path)
+    say(f"done in {time.perf_counter() - t0:.1f} s. Report: {page}")
+    return {"run": str(run.path), "times": times, "report": str(page)}
+
+
+def demo(out, *, cluster: ClusterConfig = ClusterConfig(), progress=None, say=print, seed: int = 0) -> dict:
+    """The main job: the whole pipeline on a synthetic volume, scored against its ground truth.
+
+    synth -> segment (shipped U-Net, watershed, agglomeration) -> synapses (shipped
+    network, partners) -> shapes -> graph -> evaluate -> analyze (the reconstruction,
+    its ground truth and C. elegans) -> report. Prints a summary table.
+    """
+    import time
+    from contextlib import nullcontext
+
     from .synth import synthesize
 
     bar = progress or (lambda _name: nullcontext(None))
+    times: dict = {}
     t0 = time.perf_counter()
     say(f"connectomix demo -> {out}")
-    run = synthesize(out, preset="demo", seed=seed)
+    with _timed(times, "synth"):
+        run = synthesize(out, preset="demo", seed=seed)
     raw = run.open("raw")
-    say(f"  synth    {raw.shape} voxels of {tuple(raw.voxel_size)} nm, ground truth: "
+    say(f"  synth: {raw.shape} voxels of {tuple(raw.voxel_size)} nm, ground truth: "
         f"{len(run.read_table('gt_neurons'))} cells, {len(run.read_table('gt_synapses'))} synapses, "
         f"{len(run.read_table('gt_edges'))} edges")
-    with connect(cluster.scheduler, workers=cluster.workers) as client:
-        with bar("smooth") as cb:
-            res = smooth(run, SmoothConfig(sigma=(0.5, 1.5, 1.5), block_shape=(16, 128, 128)), cluster=cluster,
-                         on_block_done=cb, force=True, client=client)
-    say(f"  smooth   Gaussian sigma (0.5,1.5,1.5) vx, {res.n_blocks} blocks on Dask ({cluster.workers} worker(s)), "
-        f"{res.seconds:.1f} s -> volume.zarr/smoothed")
-    base = naive_baseline(run)
-    say(f"  baseline smooth + threshold + distance-transform watershed (no network): VOI split "
-        f"{base['voi_split']:.2f} + merge {base['voi_merge']:.2f} bits, adapted Rand error "
-        f"{base['adapted_rand_error']:.3f} -> what a trained network must beat")
+    _reconstruct(run, cluster, bar, say, times)
+    with _timed(times, "evaluate"):
+        scores = evaluate_stage(run.path, compute_erl=True)
+        base = naive_baseline(run)
+    con = load_connectome(run=run.path)
     gt = load_connectome(run=run.path, ground_truth=True)
-    a = analyze_stage(gt, run.path / "analysis" / "ground_truth", n_null=20, n_perturb=0, run=run.path)
-    say(f"  analyze  ground-truth wiring: {a['n_neurons']} neurons, {a['n_edges']} edges, "
-        f"{a['n_synapses']} synapses, reciprocity {a['reciprocity']:.2f} -> analysis/ground_truth/")
-    try:
-        from . import datasets
+    with _timed(times, "analyze"):
+        a = analyze_stage(con, run.path / "analysis" / "reconstruction", n_null=20, n_perturb=0, run=run.path)
+        analyze(gt, run.path / "analysis" / "ground_truth", n_null=20, n_perturb=0)
+        try:
+            from . import datasets
 
-        worm = datasets.load("celegans-varshney2011")
-        b = analyze(worm, run.path / "analysis" / "celegans-varshney2011", n_null=20, n_perturb=5)
-        say(f"  analyze  C. elegans (Varshney 2011): {b['n_neurons']} neurons, {b['n_edges']} chemical edges, "
-            f"largest SCC {b['largest_scc']} -> analysis/celegans-varshney2011/")
-    except ImportError as e:  # the optional 'datasets' extra
-        say(f"  analyze  C. elegans skipped: {e}")
-    say("  not yet available (not run, not faked):")
-    for stage, what in NOT_YET_AVAILABLE.items():
-        say(f"    {stage:9s}{what}")
-    info = run_info(out)
-    say(f"done in {time.perf_counter() - t0:.1f} s. Inspect with: connectomix info {out}")
-    return {"run": str(run.path), "info": info}
+            worm = datasets.load("celegans-varshney2011")
+            b = analyze(worm, run.path / "analysis" / "celegans-varshney2011", n_null=20, n_perturb=5)
+            say(f"  analyze: C. elegans (Varshney 2011): {b['n_neurons']} neurons, {b['n_edges']} chemical edges, "
+                f"largest SCC {b['largest_scc']} -> analysis/celegans-varshney2011/")
+        except ImportError as e:  # the optional 'datasets' extra
+            say(f"  analyze: C. elegans skipped: {e}")
+    from .report import report
+
+    with _timed(times, "report"):
+        page = report(run.path)
+    total = time.perf_counter() - t0
+    rows = [
+        ("neurons (reconstructed / true)", f"{a['n_neurons']} / {gt.n_neurons}"),
+        ("synapses (reconstructed / true)", f"{len(con.synapses) if con.synapses is not None else 0} / "
+                                            f"{len(gt.synapses) if gt.synapses is not None else 0}"),
+        ("edges (reconstructed / true)", f"{len(con.edges)} / {len(gt.edges)}"),
+        ("VOI split + merge (bits)", f"{scores['voi_split']:.2f} + {scores['voi_merge']:.2f} = {scores['voi']:.2f}"),
+        ("  naive baseline, no network", f"{base['voi_split']:.2f} + {base['voi_merge']:.2f} = "
+                                         f"{base['voi_split'] + base['voi_merge']:.2f}"),
+        ("adapted Rand error", f"{scores['rand_error']:.3f}"),
+        ("ERL (nm)", f"{scores.get('erl_nm', float('nan')):.0f}"),
+        ("synapse F1 (precision / recall)", f"{scores['synapse_f1']:.3f} ({scores['synapse_precision']:.3f} / "
+                                            f"{scores['synapse_recall']:.3f})"),
+        ("edge F1", f"{scores['edge_f1']:.3f}"),
+    ] + [(f"time: {k}", f"{v:.1f} s") for k, v in times.items()] + [("time: total", f"{total:.1f} s")]
+    width = max(len(r[0]) for r in rows)
+    say("  summary (scored against the exact ground truth):")
+    for k, v in rows:
+        say(f"    {k:<{width}}  {v}")
+    say(f"done in {total:.1f} s. Report: {page}  Viewer: connectomix view {out}")
+    return {"run": str(run.path), "info": run_info(out), "scores": scores, "times": times, "report": str(page)}
 
 
 # ---------------------------------------------------------------------- evaluate
@@ -350,12 +420,15 @@ def load_connectome(
     from .graph import Connectome
 
     r = Run(run)
+    if not ground_truth and "neurons" in r.tables():
+        return Connectome.from_run(r.path)  # leaves out synapses without both partners
     prefix = "gt_" if ground_truth else ""
     have = r.tables()
     for t in ("neurons", "edges"):
         if prefix + t not in have:
             hint = (
-                "the graph stage (issue #6) has not made it yet; use --ground-truth on a synthetic run"
+                f"the graph stage has not run (run `connectomix graph {r.path}`), or use --ground-truth on a "
+                "synthetic run"
                 if not ground_truth else "this run has no ground truth (make one with `connectomix synth`)"
             )
             raise TableNotFoundError(f"run {r.path} has no '{prefix}{t}' table: {hint}")
@@ -431,3 +504,51 @@ def segment_stage(run_path, *, model_dir=None, threshold: float | None = None, p
                                          on_block_done=on_block_done)
                 say(f"predict: {res.n_blocks} blocks in {res.seconds:.1f} s -> volume.zarr/affinities")
     return segment_affinities(run, threshold=threshold, cluster=cluster, on_block_done=on_block_done)
+
+
+# ---------------------------------------------------------------------- synapses, graph
+#: Cleft probability threshold of the shipped synapse network, chosen on validation
+#: volumes (train preset seeds 900, 901), never on the eval set.
+SYNAPSE_THRESHOLD = 0.5
+
+
+def synapses_pipeline_stage(run_path, *, model_dir=None, threshold: float | None = None, predict: bool = True,
+                            cluster: ClusterConfig = ClusterConfig(), on_block_done=None, say=print, **options):
+    """Predict the synapse maps with the synapse network, then detect synapses and partners.
+
+    ``predict=False`` uses an existing ``synapse_pred`` array (e.g. ideal predictions
+    written from ground truth).
+    """
+    from .models import predict_synapses
+    from .synapses import synapses_stage
+
+    run = Run(run_path)
+    if "segmentation" not in run.arrays():
+        from .errors import VolumeNotFoundError
+
+        raise VolumeNotFoundError(f"run {run.path} has no 'segmentation' array: the `segment` stage has not run "
+                                  f"(run `connectomix segment {run.path}` first)")
+    if predict:
+        from .synapses._stage import _token
+
+        src = run.input_name()
+        # its own stage name (not in STAGE_ORDER): re-predicting must not invalidate `segment`
+        cfg = {"model": str(model_dir or "shipped"), "input": src, "input_token": _token(run.open(src))}
+        with run.stage("predict_synapses", cfg) as st:
+            if st.skipped:
+                say("predict synapses: already done with this model and input, skipped")
+            else:
+                res = predict_synapses(run, model_dir=model_dir, input=src, scheduler=cluster.scheduler or None,
+                                       workers=cluster.workers, on_block_done=on_block_done)
+                say(f"predict synapses: {res.n_blocks} blocks in {res.seconds:.1f} s -> volume.zarr/synapse_pred")
+    return synapses_stage(run.path, threshold=SYNAPSE_THRESHOLD if threshold is None else threshold,
+                          cluster=cluster, progress=on_block_done, say=say, **options)
+
+
+def graph_pipeline_stage(run_path, *, min_score: float = 0.0, min_synapses: int = 1,
+                         cluster: ClusterConfig = ClusterConfig(), on_block_done=None, say=print):
+    """Build the ``neurons``, ``synapses`` and ``edges`` tables of the connectome."""
+    from .graph import graph_stage
+
+    return graph_stage(run_path, min_score=min_score, min_synapses=min_synapses, cluster=cluster,
+                       progress=on_block_done, say=say)

@@ -70,10 +70,34 @@ def test_training_learns_resumes_and_predicts_blockwise(tmp_path):
     assert diff.max() <= 1
 
 
-def test_missing_model_is_a_clear_error(tmp_path):
-    from connectomix.errors import VolumeNotFoundError
+def _tiny_model_dir(path, **kw):
+    m = UNet3D(1, len(DEFAULT_OFFSETS), features=4, **kw)
+    path.mkdir(parents=True, exist_ok=True)
+    torch.save(m.state_dict(), path / "model.pt")
+    (path / "model.json").write_text(json.dumps({"config": m.config, "offsets": [list(o) for o in DEFAULT_OFFSETS],
+                                                 "task": "affinities"}))
+    return path
 
-    with pytest.raises(VolumeNotFoundError, match="no trained model"):
+
+def test_missing_corrupt_foreign_and_wrong_task_models_are_clear_errors(tmp_path):
+    from connectomix.errors import ModelError
+
+    with pytest.raises(ModelError, match="no trained model"):
         load_model(tmp_path)
-    with pytest.raises(VolumeNotFoundError, match="connectomix train"):
-        load_model(None)
+    d = _tiny_model_dir(tmp_path / "ok")
+    load_model(d)  # the fixture itself loads
+    with pytest.raises(ModelError, match="not a synapses model"):
+        load_model(d, task="synapses")
+    bad = _tiny_model_dir(tmp_path / "corrupt")
+    (bad / "model.pt").write_bytes((bad / "model.pt").read_bytes()[:200])
+    with pytest.raises(ModelError, match="cannot be read as model weights"):
+        load_model(bad)
+    other = _tiny_model_dir(tmp_path / "other")
+    meta = json.loads((other / "model.json").read_text())
+    meta["config"]["features"] = 6  # weights of a 4-feature net under a 6-feature description
+    (other / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="does not fit the architecture"):
+        load_model(other)
+    (other / "model.json").write_text("{not json")
+    with pytest.raises(ModelError, match="not a connectomix model description"):
+        load_model(other)

@@ -8,7 +8,7 @@ make_volumes        training/validation volumes from the synthetic generator
 """
 
 from ._data import TRAIN_SEEDS, VAL_SEEDS, make_synapse_volumes, make_volumes
-from ._predict import predict_affinities, predict_array
+from ._predict import predict_affinities, predict_array, predict_synapse_array, predict_synapses
 from ._synapse_targets import VECTOR_SCALE_NM, synapse_targets
 from ._train import TASKS, affinity_loss, load_model, synapse_loss, train
 from ._unet import DEFAULT_OFFSETS, UNet3D
@@ -21,6 +21,8 @@ __all__ = [
     "affinity_loss",
     "predict_affinities",
     "predict_array",
+    "predict_synapses",
+    "predict_synapse_array",
     "make_volumes",
     "make_synapse_volumes",
     "synapse_targets",

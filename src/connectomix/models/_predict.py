@@ -17,7 +17,7 @@ from ..blockwise import Block, Input, run_blockwise
 from ..geometry import Coordinate
 from ..volume import Volume, create_volume
 
-__all__ = ["predict_block", "predict_affinities", "DEFAULT_CONTEXT_VX"]
+__all__ = ["predict_block", "predict_affinities", "predict_synapses", "DEFAULT_CONTEXT_VX"]
 
 #: Context (voxels, z y x) each block reads beyond its write region: the U-Net's
 #: receptive-field radius (about 14 x 56 x 56 for the default architecture) rounded up
@@ -27,36 +27,54 @@ DEFAULT_CONTEXT_VX = (16, 64, 64)
 _MODELS: dict = {}
 
 
-def _model(model_dir: str | None, device: str):
-    key = (model_dir, device)
+def _model(model_dir: str | None, device: str, task: str = "affinities"):
+    key = (model_dir, device, task)
     if key not in _MODELS:
         import torch
 
         from ._train import load_model
 
         torch.set_num_threads(1)
-        _MODELS[key] = load_model(model_dir, device=device)
+        _MODELS[key] = load_model(model_dir, device=device, task=task)
     return _MODELS[key]
 
 
-def predict_array(raw: np.ndarray, model, factor) -> np.ndarray:
-    """Affinities (C, Z, Y, X) float32 in 0..1 for a uint8 array, padded to ``factor``."""
+def _logits(raw: np.ndarray, model, factor) -> np.ndarray:
     import torch
 
     pad = [(0, (-s) % f) for s, f in zip(raw.shape, factor)]
     x = np.pad(raw.astype(np.float32) / 255.0, pad, mode="reflect" if all(s > 1 for s in raw.shape) else "edge")
     with torch.no_grad():
-        y = torch.sigmoid(model(torch.from_numpy(x[None, None]))).numpy()[0]
+        y = model(torch.from_numpy(x[None, None])).numpy()[0]
     return y[(slice(None),) + tuple(slice(0, s) for s in raw.shape)]
 
 
-def predict_block(block: Block, inputs, *, model_dir: str | None, device: str = "cpu", input: str = "raw") -> dict:
-    """Predict one block; returns uint8 affinities over the block's write region."""
-    model, meta = _model(model_dir, device)
+def predict_array(raw: np.ndarray, model, factor) -> np.ndarray:
+    """Affinities (C, Z, Y, X) float32 in 0..1 for a uint8 array, padded to ``factor``."""
+    return 1.0 / (1.0 + np.exp(-_logits(raw, model, factor)))
+
+
+def predict_synapse_array(raw: np.ndarray, model, factor) -> np.ndarray:
+    """Cleft probability (channel 0) and partner vectors in nm (channels 1-3), float32."""
+    from ._synapse_targets import VECTOR_SCALE_NM
+
+    y = _logits(raw, model, factor)
+    y[0] = 1.0 / (1.0 + np.exp(-y[0]))
+    y[1:] *= VECTOR_SCALE_NM
+    return y
+
+
+def predict_block(block: Block, inputs, *, model_dir: str | None, device: str = "cpu", input: str = "raw",
+                  task: str = "affinities", output: str = "affinities") -> dict:
+    """Predict one block over its write region: uint8 affinities, or float16 synapse maps."""
+    model, meta = _model(model_dir, device, task)
     vol = inputs[input]
-    aff = predict_array(vol.data, model, model.factor)
-    out = Volume(np.rint(aff * 255).astype(np.uint8), voxel_size=vol.voxel_size, offset=vol.offset)
-    return {"affinities": out}
+    if task == "affinities":
+        aff = predict_array(vol.data, model, model.factor)
+        data = np.rint(aff * 255).astype(np.uint8)
+    else:
+        data = predict_synapse_array(vol.data, model, model.factor).astype(np.float16)
+    return {output: Volume(data, voxel_size=vol.voxel_size, offset=vol.offset)}
 
 
 def predict_affinities(run, *, model_dir=None, input: str = "raw", block_shape_vx=(32, 256, 256),
@@ -67,37 +85,70 @@ def predict_affinities(run, *, model_dir=None, input: str = "raw", block_shape_v
     Returns the BlockwiseResult; the output array carries the offsets in its
     ``connectomix.offsets`` attribute (channel order).
     """
+    return _predict(run, "affinities", "affinities", model_dir=model_dir, input=input, block_shape_vx=block_shape_vx,
+                    context_vx=context_vx, scheduler=scheduler, workers=workers, device=device,
+                    on_block_done=on_block_done)
+
+
+def predict_synapses(run, *, model_dir=None, input: str = "raw", output: str = "synapse_pred",
+                     block_shape_vx=(32, 256, 256), context_vx=DEFAULT_CONTEXT_VX, scheduler="synchronous",
+                     workers: int = 1, device: str = "cpu", on_block_done=None):
+    """Predict the synapse maps (``synapse_pred``: cleft probability, partner vectors in nm), block-wise.
+
+    The output is float16 (4, Z, Y, X): channel 0 the cleft probability, channels 1-3
+    the vector (z, y, x, nm) from each voxel to its presynaptic partner, as the
+    ``synapses`` stage reads it.
+    """
+    return _predict(run, "synapses", output, model_dir=model_dir, input=input, block_shape_vx=block_shape_vx,
+                    context_vx=context_vx, scheduler=scheduler, workers=workers, device=device,
+                    on_block_done=on_block_done)
+
+
+def _predict(run, task, output, *, model_dir, input, block_shape_vx, context_vx, scheduler, workers, device,
+             on_block_done):
     from ._train import load_model
 
     src = run.open(input)
-    model, meta = load_model(model_dir)
-    offsets = meta["offsets"]
+    if src.dtype != np.uint8:
+        from ..errors import VolumeError
+
+        raise VolumeError(f"{run.volume_path(input)} is {src.dtype}; the networks read uint8 EM intensities "
+                          "(re-import with a conversion to 8 bits)")
+    model, meta = load_model(model_dir, task=task)
     factor = Coordinate(model.factor)
     block = Coordinate(block_shape_vx).min(src.spatial_shape.ceil_div(factor) * factor)
     block = block.ceil_div(factor) * factor
+    if task == "affinities":
+        channels, dtype = len(meta["offsets"]), np.uint8
+        attrs = {"offsets": meta["offsets"]}
+    else:
+        channels, dtype = 4, np.float16
+        attrs = {"channels": ["cleft_probability", "vector_z_nm", "vector_y_nm", "vector_x_nm"]}
+    attrs["model"] = meta.get("name", str(model_dir or "shipped"))
     out = create_volume(
-        run.volume_path("affinities"),
-        shape=(len(offsets),) + tuple(src.spatial_shape),
-        dtype=np.uint8,
+        run.volume_path(output),
+        shape=(channels,) + tuple(src.spatial_shape),
+        dtype=dtype,
         voxel_size=src.voxel_size,
         offset=src.offset,
         chunks=tuple(block),
         complete=False,
-        task="predict",
+        task=f"predict-{task}",
         overwrite=True,
-        attrs={"offsets": offsets, "model": meta.get("name", str(model_dir or "shipped"))},
+        attrs=attrs,
     )
     kernel = functools.partial(predict_block, model_dir=None if model_dir is None else str(model_dir),
-                               device=device, input=input)
+                               device=device, input=input, task=task, output=output)
     return run_blockwise(
         kernel,
-        task="predict",
+        task="predict" if task == "affinities" else "predict-synapses",
         inputs={input: Input(src.ref(), context=Coordinate(context_vx) * src.voxel_size, boundary="clip")},
-        outputs={"affinities": out},
+        outputs={output: out},
         block_shape=block * src.voxel_size,
         run_dir=run.path,
         scheduler=scheduler,
         workers=workers,
-        config={"model": str(model_dir), "context": list(context_vx), "iterations": meta.get("iterations")},
+        config={"model": str(model_dir), "task": task, "context": list(context_vx),
+                "iterations": meta.get("iterations")},
         on_block_done=on_block_done,
     )

@@ -417,26 +417,46 @@ def _write_log(out: Path, history) -> None:
     plt.close(fig)
 
 
-def load_model(model_dir=None, *, device: str = "cpu"):
-    """Load a trained U-Net (weights only, never arbitrary pickles) and its metadata."""
+def load_model(model_dir=None, *, device: str = "cpu", task: str | None = None):
+    """Load a trained U-Net (weights only, never arbitrary pickles) and its metadata.
+
+    ``model_dir=None`` loads the model that ships with connectomix for ``task``
+    (``"affinities"`` by default, or ``"synapses"``). A model trained for another task
+    than the one asked for is refused.
+    """
     import torch
 
+    from ..errors import ModelError
     from ._unet import UNet3D
 
-    d = Path(model_dir) if model_dir else Path(__file__).parent / "weights"
+    want = task or "affinities"
+    d = Path(model_dir) if model_dir else Path(__file__).parent / "weights" / want
     meta_path = d / "model.json"
     if not meta_path.exists():
-        from ..errors import VolumeNotFoundError
-
         if model_dir is None:
-            raise VolumeNotFoundError(
-                "no trained model ships with connectomix yet: train one with `connectomix train --out DIR` "
-                "and pass --model DIR, or segment existing affinities with --no-predict"
-            )
-        raise VolumeNotFoundError(f"no trained model in {d} (model.json missing)")
-    meta = json.loads(meta_path.read_text())
-    cfg = meta["config"]
-    model = UNet3D(cfg["in_channels"], cfg["out_channels"], features=cfg["features"], downsample=cfg["downsample"])
-    model.load_state_dict(torch.load(d / "model.pt", map_location=device, weights_only=True))
+            raise ModelError(f"no trained {want} model ships in {d}: train one with `connectomix train --out DIR` "
+                             "and pass --model DIR")
+        raise ModelError(f"no trained model in {d} (model.json missing)")
+    try:
+        meta = json.loads(meta_path.read_text())
+        cfg = meta["config"]
+        model = UNet3D(cfg["in_channels"], cfg["out_channels"], features=cfg["features"],
+                       downsample=cfg["downsample"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelError(f"{meta_path} is not a connectomix model description: {e}") from None
+    have = meta.get("task", "affinities")
+    if task is not None and have != task:
+        raise ModelError(f"{d} holds a {have} model, not a {task} model")
+    try:
+        state = torch.load(d / "model.pt", map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise ModelError(f"{d / 'model.pt'} is missing") from None
+    except Exception as e:  # truncated zip, foreign pickle: torch raises several types
+        raise ModelError(f"{d / 'model.pt'} cannot be read as model weights ({type(e).__name__}: {e})") from None
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, AttributeError, TypeError) as e:
+        first = str(e).strip().splitlines()[0]
+        raise ModelError(f"{d / 'model.pt'} does not fit the architecture in {meta_path}: {first}") from None
     model.eval()
     return model.to(device), meta

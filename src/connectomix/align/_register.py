@@ -1,0 +1,648 @@
+"""Section-to-section registration of a stack: coarse (global rigid/affine) then elastic.
+
+Both steps solve **globally over the stack**: every section is matched with its next
+``neighbours`` usable sections, and one sparse least-squares problem places all of
+them at once against the fixed reference section, so an error in one pair does not
+accumulate along z as it would in a chain of pairwise registrations.
+
+* **Coarse**: per pair, a whole-image translation (phase correlation), then patch
+  matches on a grid give point correspondences ``(q_i, q_j)``; unknown per-section
+  maps ``M_s`` (raw -> aligned; similarity or affine, linear in their parameters)
+  satisfy ``M_i(q_i) = M_j(q_j)``. Iteratively reweighted (Huber) to shed bad matches;
+  ``model='rigid'`` projects the similarity onto rotations and re-solves translations.
+* **Elastic**: every section is resampled with its current map; patch NCC between
+  pairs gives displacements ``d_ij`` on the mesh nodes (quality-filtered by peak NCC
+  and peak ratio); node corrections ``u_s`` solve ``u_j - u_i = d_ij`` with spring
+  terms ``lambda (u_k - u_l)`` between neighbouring nodes of a section (a spring mesh
+  with rest lengths from the current map). The update ``T_s(p) <- T_s(p + u_s(p))``
+  is repeated with a shrinking search range. After every update the Jacobian of each
+  map is checked; where a cell would fold (det <= ``min_jacobian``) the springs are
+  stiffened and the step re-solved, so the mesh never inverts.
+* **Section quality**: missing sections (empty, constant or NaN) are found before
+  matching; damaged regions after the first pass, where a section matches both its
+  neighbours much worse than they match each other. Matching skips missing
+  sections (pairs bridge to the next usable section); damaged regions are masked out
+  of the matches.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from scipy import ndimage as ndi
+from scipy import sparse
+from scipy.sparse import linalg as splinalg
+
+from ..errors import VolumeError
+from ._match import global_shift, match_patches, prefilter
+from ._mesh import GridMap, jacobian_det, warp_section
+
+__all__ = ["RegisterSettings", "register_stack", "section_status", "damage_maps"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RegisterSettings:
+    """Parameters of :func:`register_stack` (pixels unless stated).
+
+    Attributes
+    ----------
+    model : {'translation', 'rigid', 'affine'}
+        Coarse per-section model.
+    neighbours : int
+        Each section is matched with this many next usable sections.
+    coarse_patch, coarse_search, coarse_stride : int
+        Patch size, search radius and grid stride of coarse matching.
+    coarse_max_px : int
+        Coarse matching runs on sections downsampled to at most this size.
+    mesh_spacing : int
+        Elastic mesh node spacing.
+    patch : int
+        Elastic patch size.
+    search : tuple of int
+        Elastic search radius, one per iteration.
+    stiffness : float
+        Weight of the springs relative to one match (larger: smoother).
+    min_ncc, min_ratio : float
+        Match quality filter (peak NCC, peak ratio).
+    huber_px : float
+        Matches off by more than this (after the solve) lose weight.
+    min_jacobian : float
+        Smallest Jacobian determinant allowed in a mesh cell.
+    damage_delta : float
+        A pixel is damaged where the NCC with its neighbours falls this far below
+        the neighbours' NCC with each other.
+    damage_min_fraction : float
+        A section with more damaged area than this fraction is ``damaged``.
+    """
+
+    model: str = "rigid"
+    neighbours: int = 2
+    coarse_patch: int = 64
+    coarse_search: int = 24
+    coarse_stride: int = 32
+    coarse_max_px: int = 1024
+    mesh_spacing: int = 16
+    patch: int = 64
+    search: tuple = (20, 6, 4)
+    stiffness: float = 1.0
+    elastic_prior: float = 0.2
+    min_ncc: float = 0.1
+    min_ratio: float = 1.2
+    huber_px: float = 2.0
+    min_jacobian: float = 0.5
+    damage_window: int = 24
+    damage_delta: float = 0.3
+    damage_min_fraction: float = 0.008
+
+    def validate(self):
+        from ..errors import ConfigError
+
+        if self.model not in ("translation", "rigid", "affine"):
+            raise ConfigError(f"align model must be 'translation', 'rigid' or 'affine', got {self.model!r}")
+        for name in ("neighbours", "coarse_patch", "coarse_search", "coarse_stride", "mesh_spacing", "patch"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"align setting {name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.stiffness <= 0:
+            raise ConfigError(f"align stiffness must be positive, got {self.stiffness}")
+
+
+# --------------------------------------------------------------------------- section quality
+def section_status(stack, *, min_std: float = 1e-3, min_valid: float = 0.1):
+    """Find missing sections: no finite pixels, (nearly) constant, or mostly zero.
+
+    Returns
+    -------
+    (Z,) bool array ``missing`` and (Z,) float contrast (std / data range).
+    """
+    Z = stack.shape[0]
+    missing = np.zeros(Z, bool)
+    contrast = np.zeros(Z)
+    for z in range(Z):
+        s = np.asarray(stack[z], np.float32)
+        fin = np.isfinite(s)
+        nz = fin & (s != 0)
+        if nz.mean() < min_valid:
+            missing[z] = True
+            continue
+        v = s[nz]
+        rng = float(v.max() - v.min()) or 1.0
+        big = max(abs(float(v.max())), abs(float(v.min())), 1.0)
+        contrast[z] = float(v.std()) / big
+        if contrast[z] < min_std or rng / big < min_std:
+            missing[z] = True
+    return missing, contrast
+
+
+def _local_ncc(a, b, m, w):
+    """Dense NCC of a and b in w x w windows where both are valid (mask m)."""
+    mf = m.astype(np.float32)
+    n = ndi.uniform_filter(mf, w)
+    n = np.maximum(n, 1e-6)
+    a = np.where(m, a, 0).astype(np.float32)
+    b = np.where(m, b, 0).astype(np.float32)
+    ma = ndi.uniform_filter(a, w) / n
+    mb = ndi.uniform_filter(b, w) / n
+    va = ndi.uniform_filter(a * a, w) / n - ma * ma
+    vb = ndi.uniform_filter(b * b, w) / n - mb * mb
+    cab = ndi.uniform_filter(a * b, w) / n - ma * mb
+    out = cab / np.sqrt(np.maximum(va * vb, 1e-12))
+    out[(n < 0.9) | (va <= 1e-8) | (vb <= 1e-8)] = np.nan
+    return np.clip(out, -1, 1)
+
+
+def damage_maps(rendered, usable, settings: RegisterSettings):
+    """Damaged pixels of each section (aligned frame) from the NCC with its neighbours.
+
+    Parameters
+    ----------
+    rendered : list of (Y, X) float arrays (NaN outside the data) or None per section
+    usable : (Z,) bool, sections that are not missing
+
+    Returns
+    -------
+    masks : list of (Y, X) bool or None (True = damaged), fractions : (Z,) float
+    """
+    Z = len(rendered)
+    idx = [z for z in range(Z) if usable[z]]
+    smooth = {z: ndi.gaussian_filter(np.nan_to_num(rendered[z], nan=0.0), 1.0) for z in idx}
+    valid = {z: np.isfinite(rendered[z]) for z in idx}
+    masks = [None] * Z
+    frac = np.zeros(Z)
+    w = settings.damage_window
+    cache = {}
+
+    def ncc(a, b):
+        key = (min(a, b), max(a, b))
+        if key not in cache:
+            cache[key] = _local_ncc(smooth[a], smooth[b], valid[a] & valid[b], w)
+        return cache[key]
+
+    bads = {}
+    ends = {}
+    for k, z in enumerate(idx):
+        prev = idx[k - 1] if k > 0 else None
+        nxt = idx[k + 1] if k + 1 < len(idx) else None
+        if prev is not None and nxt is not None:
+            adj = np.fmax(ncc(z, prev), ncc(z, nxt))
+            ref = ncc(prev, nxt)
+            delta = settings.damage_delta
+        else:
+            other = nxt if nxt is not None else prev
+            far = (idx[k + 2] if k + 2 < len(idx) else None) if nxt is not None else (idx[k - 2] if k >= 2 else None)
+            if other is None or far is None:
+                continue
+            adj = ncc(z, other)
+            ref = ncc(other, far)
+            ends[z] = other
+            # an end section has one neighbour only: demand a clearer drop
+            delta = settings.damage_delta + 0.15
+        bads[z] = (ref - adj > delta) & (ref > 0.2)
+    for z, other in ends.items():  # damage of the only neighbour is not this section's
+        if other in bads:
+            bads[z] &= ~ndi.binary_dilation(bads[other], iterations=w // 2)
+    for z, bad in bads.items():
+        bad = ndi.binary_opening(bad, iterations=2)
+        lab, n = ndi.label(bad)
+        if n:
+            sizes = ndi.sum(bad, lab, np.arange(1, n + 1))
+            keep = np.zeros(n + 1, bool)
+            keep[1:] = sizes >= max(64, 0.002 * bad.size)
+            bad = keep[lab]
+        f = float(bad.mean())
+        frac[z] = f
+        if f >= settings.damage_min_fraction:
+            masks[z] = ndi.binary_dilation(bad, iterations=w // 2)
+    return masks, frac
+
+
+# --------------------------------------------------------------------------- coarse
+def _downsample(img, f):
+    if f == 1:
+        return img
+    from skimage.transform import downscale_local_mean
+
+    return downscale_local_mean(img, (f, f)).astype(np.float32)
+
+
+def _shift_int(img, mask, t):
+    """img(p + t) for an integer t, zero/False outside."""
+    ty, tx = int(t[0]), int(t[1])
+    out = np.zeros_like(img)
+    m = np.zeros_like(mask)
+    Y, X = img.shape
+    ys, yd = (slice(ty, Y), slice(0, Y - ty)) if ty >= 0 else (slice(0, Y + ty), slice(-ty, Y))
+    xs, xd = (slice(tx, X), slice(0, X - tx)) if tx >= 0 else (slice(0, X + tx), slice(-tx, X))
+    out[yd, xd] = img[ys, xs]
+    m[yd, xd] = mask[ys, xs]
+    return out, m
+
+
+def _grid_centres(shape, half, stride):
+    ys = np.arange(half, shape[0] - half, stride)
+    xs = np.arange(half, shape[1] - half, stride)
+    if not len(ys):
+        ys = np.array([shape[0] // 2])
+    if not len(xs):
+        xs = np.array([shape[1] // 2])
+    Y, X = np.meshgrid(ys, xs, indexing="ij")
+    return np.stack([Y.ravel(), X.ravel()], 1)
+
+
+def _coarse_pair(a, am, b, bm, s: RegisterSettings):
+    """Correspondences (q_a, q_b, weight) between two (downsampled) sections."""
+    t = np.round(global_shift(a, b, a_mask=am, b_mask=bm)).astype(int)
+    a = prefilter(a, am)
+    bs, bms = _shift_int(prefilter(b, bm), bm, t)
+    P = min(s.coarse_patch, min(a.shape) // 2)
+    S = min(s.coarse_search, min(a.shape) // 4)
+    c = _grid_centres(a.shape, P // 2 + 1, min(s.coarse_stride, max(P // 2, 1)))
+    m = match_patches(a, bs, c, patch=P, search=S, min_ncc=s.min_ncc, min_ratio=s.min_ratio, a_mask=am,
+                      b_mask=bms)
+    v = m.valid
+    qa = m.centers[v]
+    qb = m.centers[v] + m.shifts[v] + t
+    # a pair is trusted only when enough matches agree on one rigid motion
+    if v.sum() < max(4, 0.1 * len(v)):
+        return qa[:0], qb[:0], np.zeros(0)
+    A = np.c_[qa, np.ones(len(qa))]
+    sol, *_ = np.linalg.lstsq(A, qb, rcond=None)
+    r = np.linalg.norm(A @ sol - qb, axis=1)
+    keep = r <= max(3.0, 2.5 * np.median(r))
+    if keep.sum() < max(4, 0.5 * v.sum()) or np.median(r) > 4.0:
+        return qa[:0], qb[:0], np.zeros(0)
+    return qa[keep], qb[keep], np.clip(m.ncc[v][keep], 0.05, 1.0)
+
+
+def _solve_coarse(pairs, Z, ref, usable, centre, model, huber):
+    """Global least squares for per-section maps M_s (raw -> aligned), M_ref = identity."""
+    free = [z for z in range(Z) if usable[z] and z != ref]
+    col = {z: k for k, z in enumerate(free)}
+    npar = 6 if model == "affine" else 4
+
+    def rows_for(z, q, sign, rows_y, rows_x, rhs_y, rhs_x, base):
+        # contributes sign * M_z(q) (centred coordinates) to the equations
+        n = len(q)
+        r = base + np.arange(n)
+        if z == ref:
+            rhs_y -= sign * q[:, 0]
+            rhs_x -= sign * q[:, 1]
+            return
+        k0 = col[z] * npar
+        if model == "affine":  # y = a11 y + a12 x + ty; x = a21 y + a22 x + tx
+            rows_y.extend([(r, k0 + 0, sign * q[:, 0]), (r, k0 + 1, sign * q[:, 1]), (r, k0 + 2, sign * np.ones(n))])
+            rows_x.extend([(r, k0 + 3, sign * q[:, 0]), (r, k0 + 4, sign * q[:, 1]), (r, k0 + 5, sign * np.ones(n))])
+        else:  # y = a y - b x + ty; x = b y + a x + tx
+            rows_y.extend([(r, k0 + 0, sign * q[:, 0]), (r, k0 + 1, -sign * q[:, 1]), (r, k0 + 2, sign * np.ones(n))])
+            rows_x.extend([(r, k0 + 0, sign * q[:, 1]), (r, k0 + 1, sign * q[:, 0]), (r, k0 + 3, sign * np.ones(n))])
+
+    entries_y, entries_x = [], []
+    N = sum(len(p[2]) for p in pairs)
+    rhs_y = np.zeros(N)
+    rhs_x = np.zeros(N)
+    w0 = np.zeros(N)
+    base = 0
+    for i, j, qi, qj, w in pairs:
+        qi = qi - centre
+        qj = qj - centre
+        sl = slice(base, base + len(w))
+        ry, rx = rhs_y[sl], rhs_x[sl]
+        rows_for(i, qi, 1.0, entries_y, entries_x, ry, rx, base)
+        rows_for(j, qj, -1.0, entries_y, entries_x, ry, rx, base)
+        w0[sl] = w
+        base += len(w)
+
+    def assemble(entries):
+        r = np.concatenate([e[0] for e in entries]) if entries else np.zeros(0, int)
+        c = np.concatenate([np.full(len(e[0]), e[1]) for e in entries]) if entries else np.zeros(0, int)
+        v = np.concatenate([e[2] for e in entries]) if entries else np.zeros(0)
+        return sparse.csr_matrix((v, (r, c)), shape=(N, len(free) * npar))
+
+    A = sparse.vstack([assemble(entries_y), assemble(entries_x)]).tocsr()
+    b = np.concatenate([rhs_y, rhs_x])
+    # weak prior towards the identity keeps sections without matches determined
+    prior = np.zeros(len(free) * npar)
+    for k in range(len(free)):
+        prior[k * npar : (k + 1) * npar] = [1, 0, 0, 0, 1, 0] if model == "affine" else [1, 0, 0, 0]
+    eps = 1e-6
+    w = w0.copy()
+    x = prior.copy()
+    for _ in range(6):
+        W = sparse.diags(np.concatenate([w, w]))
+        Nm = (A.T @ W @ A + eps * sparse.eye(A.shape[1])).tocsc()
+        x = splinalg.spsolve(Nm, A.T @ (W @ b) + eps * prior) if A.shape[1] else x
+        res = (A @ x - b).reshape(2, N)
+        r = np.hypot(res[0], res[1])
+        w = w0 * np.where(r <= huber, 1.0, huber / np.maximum(r, 1e-12))
+    maps = {}
+    for z in range(Z):
+        if z == ref:
+            maps[z] = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+        elif z in col:
+            p = x[col[z] * npar : (col[z] + 1) * npar]
+            if model == "affine":
+                maps[z] = np.array([[p[0], p[1], p[2]], [p[3], p[4], p[5]]])
+            else:
+                a, bb = p[0], p[1]
+                if model in ("rigid", "translation"):
+                    nrm = np.hypot(a, bb) or 1.0
+                    a, bb = (a / nrm, bb / nrm) if model == "rigid" else (1.0, 0.0)
+                maps[z] = np.array([[a, -bb, p[2]], [bb, a, p[3]]])
+    if model in ("rigid", "translation"):
+        maps = _refit_translations(pairs, maps, ref, centre, w)
+    return maps, r, w
+
+
+def _refit_translations(pairs, maps, ref, centre, weights):
+    """With the linear parts fixed, re-solve the translations (linear, global)."""
+    free = [z for z in maps if z != ref]
+    col = {z: k for k, z in enumerate(free)}
+    rows, cols, vals, rhs, ws = [], [], [], [], []
+    base = 0
+    n = 0
+    for i, j, qi, qj, w in pairs:
+        k = len(w)
+        wi = weights[base : base + k]
+        base += k
+        ri = (qi - centre) @ maps[i][:, :2].T
+        rj = (qj - centre) @ maps[j][:, :2].T
+        d = rj - ri  # t_i - t_j = d
+        for comp in range(2):
+            r = n + np.arange(k)
+            if i != ref:
+                rows.append(r); cols.append(np.full(k, 2 * col[i] + comp)); vals.append(np.ones(k))
+            if j != ref:
+                rows.append(r); cols.append(np.full(k, 2 * col[j] + comp)); vals.append(-np.ones(k))
+            rhs.append(d[:, comp]); ws.append(wi)
+            n += k
+    if not free or n == 0:
+        return maps
+    A = sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, 2 * len(free)))
+    W = sparse.diags(np.concatenate(ws))
+    t = splinalg.spsolve((A.T @ W @ A + 1e-9 * sparse.eye(A.shape[1])).tocsc(), A.T @ (W @ np.concatenate(rhs)))
+    out = dict(maps)
+    for z in free:
+        m = maps[z].copy()
+        m[:, 2] = t[2 * col[z] : 2 * col[z] + 2]
+        out[z] = m
+    return out
+
+
+def _affine_grid(gmap: GridMap, z, M, centre):
+    """Set section z's nodes to the inverse of p = L (q - c) + c + t."""
+    L, t = M[:, :2], M[:, 2]
+    Li = np.linalg.inv(L)
+    GY, GX = np.meshgrid(gmap.gy, gmap.gx, indexing="ij")
+    p = np.stack([GY.ravel(), GX.ravel()], 1)
+    q = (p - centre - t) @ Li.T + centre
+    gmap.coords[z] = q.T.reshape(2, len(gmap.gy), len(gmap.gx))
+
+
+# --------------------------------------------------------------------------- elastic
+def _deviation(gmap: GridMap, z, M, centre):
+    """Elastic deviation of section z's map from its coarse map, at the nodes (2, ny, nx)."""
+    q = np.moveaxis(gmap.coords[z], 0, -1)
+    p = (q - centre) @ M[:, :2].T + centre + M[:, 2]
+    GY, GX = np.meshgrid(gmap.gy, gmap.gx, indexing="ij")
+    return np.stack([p[..., 0] - GY, p[..., 1] - GX])
+
+
+def _spring_matrix(ny, nx):
+    """Difference operator over the 4-neighbour edges of an ny x nx node grid."""
+    idx = np.arange(ny * nx).reshape(ny, nx)
+    e = [np.stack([idx[:, :-1].ravel(), idx[:, 1:].ravel()], 1), np.stack([idx[:-1, :].ravel(), idx[1:, :].ravel()], 1)]
+    e = np.concatenate(e)
+    m = len(e)
+    r = np.repeat(np.arange(m), 2)
+    c = e.ravel()
+    v = np.tile([1.0, -1.0], m)
+    return sparse.csr_matrix((v, (r, c)), shape=(m, ny * nx))
+
+
+def _solve_elastic(matches, free, ref, nn, ny, nx, stiffness, huber, prior=0.0, deviation=None):
+    """Node corrections u_s (2, ny, nx) from pair displacements (see module docstring).
+
+    ``prior`` pulls each section's total elastic deviation from its coarse map
+    (``deviation[z] + u_z``) towards zero: elastic distortions are independent from
+    section to section, whereas the lateral drift of oblique neurites through the
+    stack is not, and should not be followed.
+    """
+    col = {z: k for k, z in enumerate(free)}
+    n_unk = len(free) * nn
+    rows, cols, vals, rhs_y, rhs_x, w0 = [], [], [], [], [], []
+    n = 0
+    for i, j, nodes, d, w in matches:
+        k = len(nodes)
+        r = n + np.arange(k)
+        if j in col:
+            rows.append(r); cols.append(col[j] * nn + nodes); vals.append(np.ones(k))
+        if i in col:
+            rows.append(r); cols.append(col[i] * nn + nodes); vals.append(-np.ones(k))
+        rhs_y.append(d[:, 0]); rhs_x.append(d[:, 1]); w0.append(w)
+        n += k
+    D = sparse.csr_matrix(
+        (np.concatenate(vals) if vals else np.zeros(0),
+         (np.concatenate(rows) if rows else np.zeros(0, int), np.concatenate(cols) if cols else np.zeros(0, int))),
+        shape=(n, n_unk))
+    by = np.concatenate(rhs_y) if rhs_y else np.zeros(0)
+    bx = np.concatenate(rhs_x) if rhs_x else np.zeros(0)
+    w0 = np.concatenate(w0) if w0 else np.zeros(0)
+    G = _spring_matrix(ny, nx)
+    R = sparse.block_diag([G] * len(free)) if free else sparse.csr_matrix((0, 0))
+    reg = (stiffness * (R.T @ R) + (1e-4 + prior) * sparse.eye(n_unk)).tocsc()
+    ey = np.zeros(n_unk)
+    ex = np.zeros(n_unk)
+    if prior and deviation is not None:
+        for z in free:
+            ey[col[z] * nn : (col[z] + 1) * nn] = deviation[z][0].ravel()
+            ex[col[z] * nn : (col[z] + 1) * nn] = deviation[z][1].ravel()
+    w = w0.copy()
+    uy = ux = np.zeros(n_unk)
+    for _ in range(4):
+        W = sparse.diags(w)
+        lu = splinalg.splu((D.T @ W @ D + reg).tocsc())
+        uy = lu.solve(D.T @ (w * by) - prior * ey)
+        ux = lu.solve(D.T @ (w * bx) - prior * ex)
+        r = np.hypot(D @ uy - by, D @ ux - bx)
+        w = w0 * np.where(r <= huber, 1.0, huber / np.maximum(r, 1e-12))
+    out = {z: np.stack([uy[col[z] * nn : (col[z] + 1) * nn].reshape(ny, nx),
+                        ux[col[z] * nn : (col[z] + 1) * nn].reshape(ny, nx)]) for z in free}
+    return out, r
+
+
+def _pairs(usable, neighbours):
+    idx = [z for z in range(len(usable)) if usable[z]]
+    out = []
+    for k, i in enumerate(idx):
+        for j in idx[k + 1 : k + 1 + neighbours]:
+            out.append((i, j))
+    return out
+
+
+def register_stack(stack, *, reference: int, elastic: bool = True, settings: RegisterSettings = RegisterSettings(),
+                   log=None):
+    """Register every section of ``stack`` to the frame of section ``reference``.
+
+    Parameters
+    ----------
+    stack : (Z, Y, X) array-like
+        Sections (any numeric dtype; NaN marks pixels without data).
+    reference : int
+        Index of the section that keeps its frame.
+    elastic : bool
+        Refine the coarse maps with the elastic mesh.
+    settings : RegisterSettings
+
+    Returns
+    -------
+    dict
+        ``map`` (GridMap: aligned pixel -> raw pixel per section), ``missing``,
+        ``damaged_fraction``, ``damage_masks`` (aligned frame, None where clean),
+        ``coarse`` (2 x 3 maps raw -> aligned, centred), ``min_jacobian``,
+        ``stats`` (match counts and residuals per step).
+    """
+    s = settings
+    s.validate()
+    say = log or (lambda msg: logger.info(msg))
+    Z, Y, X = (int(v) for v in stack.shape)
+    if Z < 2:
+        raise VolumeError(f"alignment needs at least two sections, got a stack of shape {(Z, Y, X)}")
+    if min(Y, X) < 32:
+        raise VolumeError(f"sections of {Y} x {X} pixels are too small to align (need at least 32 x 32)")
+    missing, contrast = section_status(stack)
+    if missing[reference]:
+        good = np.flatnonzero(~missing)
+        if not len(good):
+            raise VolumeError("every section is empty (missing): there is nothing to align")
+        new = int(good[np.argmin(np.abs(good - reference))])
+        say(f"reference section {reference} is missing; using section {new} instead")
+        reference = new
+    usable = ~missing
+    if usable.sum() < 2:
+        raise VolumeError("alignment needs at least two sections with data; all but one are missing")
+    pairs = _pairs(usable, s.neighbours)
+    stats = {}
+
+    def section(z):
+        a = np.asarray(stack[z], np.float32)
+        m = np.isfinite(a)
+        return np.where(m, a, 0).astype(np.float32), m
+
+    # ---------------- coarse
+    f = max(1, int(np.ceil(max(Y, X) / s.coarse_max_px)))
+    small = {}
+    for z in np.flatnonzero(usable):
+        a, m = section(int(z))
+        small[int(z)] = (_downsample(a, f), _downsample(m.astype(np.float32), f) > 0.999)
+    corr = []
+    for i, j in pairs:
+        qa, qb, w = _coarse_pair(*small[i], *small[j], s)
+        if len(w):
+            corr.append((i, j, (qa + 0.5) * f - 0.5, (qb + 0.5) * f - 0.5, w))
+        else:
+            say(f"coarse: sections {i} and {j} do not match; pair dropped")
+    linked = {reference}
+    grown = True
+    while grown:
+        grown = False
+        for i, j, *_ in corr:
+            if (i in linked) != (j in linked):
+                linked |= {i, j}
+                grown = True
+    lost = [int(z) for z in np.flatnonzero(usable) if int(z) not in linked]
+    for z in sorted(lost, key=lambda v: abs(v - reference)):
+        # bridge a gap (e.g. several missing sections): whole-image translation to the nearest linked section
+        near = min(linked, key=lambda v: (abs(v - z), v))
+        a, am = small[near]
+        b, bm = small[z]
+        t = global_shift(a, b, a_mask=am, b_mask=bm)
+        qa = _grid_centres(a.shape, 8, max(8, min(a.shape) // 8)).astype(float)
+        corr.append((near, z, (qa + 0.5) * f - 0.5, (qa + t + 0.5) * f - 0.5, np.full(len(qa), 0.2)))
+        linked.add(z)
+        say(f"coarse: section {z} matches no neighbour by patches; bridged to section {near} by a whole-image "
+            f"translation")
+    pairs = [(i, j) for i, j, *_ in corr]
+    centre = np.array([(Y - 1) / 2, (X - 1) / 2])
+    maps, res, wts = _solve_coarse(corr, Z, reference, usable, centre, s.model, s.huber_px * max(2, f))
+    stats["coarse_matches"] = int(sum(len(c[4]) for c in corr))
+    stats["coarse_residual_px_median"] = float(np.median(res)) if len(res) else float("nan")
+    say(f"coarse ({s.model}): {len(pairs)} pairs, {stats['coarse_matches']} matches, "
+        f"median residual {stats['coarse_residual_px_median']:.2f} px")
+    gmap = GridMap.identity(Z, (Y, X), s.mesh_spacing)
+    for z, M in maps.items():
+        _affine_grid(gmap, z, M, centre)
+    ny, nx = len(gmap.gy), len(gmap.gx)
+
+    def render(z):
+        a, m = section(z)
+        a = np.where(m, a, np.nan)
+        return warp_section(a, gmap, z, cval=np.nan)
+
+    # ---------------- damage (after coarse, refined after the first elastic pass)
+    rendered = [render(z) if usable[z] else None for z in range(Z)]
+    masks, dfrac = damage_maps(rendered, usable, s)
+    free = [z for z in range(Z) if usable[z] and z != reference]
+    min_jac = float(np.min(jacobian_det(gmap.coords[usable], gmap.gy, gmap.gx)))
+    if elastic:
+        half = s.patch // 2
+        node_y = np.flatnonzero((gmap.gy >= half) & (gmap.gy <= Y - 1 - half))
+        node_x = np.flatnonzero((gmap.gx >= half) & (gmap.gx <= X - 1 - half))
+        NY, NX = np.meshgrid(node_y, node_x, indexing="ij")
+        node_ids = (NY * nx + NX).ravel()
+        centres = np.stack([gmap.gy[NY.ravel()], gmap.gx[NX.ravel()]], 1).astype(int)
+        stiffness = s.stiffness
+        for it, search in enumerate(s.search):
+            if it > 0:
+                rendered = [render(z) if usable[z] else None for z in range(Z)]
+            if it == 1:
+                masks, dfrac = damage_maps(rendered, usable, s)
+            ok = {z: (np.isfinite(rendered[z]) & (masks[z] is None or ~masks[z]) if masks[z] is not None
+                      else np.isfinite(rendered[z])) for z in range(Z) if usable[z]}
+            img = {z: prefilter(rendered[z], ok[z]) for z in ok}
+            ms = []
+            n_valid = 0
+            for i, j in pairs:
+                m = match_patches(img[i], img[j], centres, patch=s.patch, search=int(search), min_ncc=s.min_ncc,
+                                  min_ratio=s.min_ratio, a_mask=ok[i], b_mask=ok[j])
+                v = m.valid
+                n_valid += int(v.sum())
+                ms.append((i, j, node_ids[v], m.shifts[v], np.ones(int(v.sum()))))
+            dev = {z: _deviation(gmap, z, maps[z], centre) for z in free}
+            for attempt in range(6):
+                u, r = _solve_elastic(ms, free, reference, ny * nx, ny, nx, stiffness, s.huber_px,
+                                      s.elastic_prior, dev)
+                new = gmap.coords.copy()
+                for z, uz in u.items():
+                    new[z] = gmap.composed(z, uz)
+                jac = float(np.min(jacobian_det(new[usable], gmap.gy, gmap.gx)))
+                if jac > s.min_jacobian:
+                    break
+                stiffness *= 4
+                say(f"elastic pass {it + 1}: mesh cell would fold (det {jac:.2f}); stiffness -> {stiffness:g}")
+            else:
+                raise RuntimeError("elastic alignment could not find a fold-free mesh")  # pragma: no cover
+            gmap.coords = new
+            min_jac = jac
+            umax = max((float(np.abs(uz).max()) for uz in u.values()), default=0.0)
+            stats[f"elastic{it + 1}_matches"] = n_valid
+            stats[f"elastic{it + 1}_residual_px_median"] = float(np.median(r)) if len(r) else float("nan")
+            say(f"elastic pass {it + 1}: search {search} px, {n_valid} matches, largest correction {umax:.2f} px, "
+                f"median residual {stats[f'elastic{it + 1}_residual_px_median']:.2f} px, min Jacobian {jac:.2f}")
+        rendered = [render(z) if usable[z] else None for z in range(Z)]
+        masks, dfrac = damage_maps(rendered, usable, s)
+    # missing sections: interpolate the maps of their nearest usable neighbours
+    good = np.flatnonzero(usable)
+    for z in np.flatnonzero(missing):
+        lo = good[good < z]
+        hi = good[good > z]
+        if len(lo) and len(hi):
+            a, b = lo[-1], hi[0]
+            t = (z - a) / (b - a)
+            gmap.coords[z] = (1 - t) * gmap.coords[a] + t * gmap.coords[b]
+        else:
+            gmap.coords[z] = gmap.coords[lo[-1] if len(lo) else hi[0]]
+    return dict(map=gmap, reference=reference, missing=missing, contrast=contrast, damaged_fraction=dfrac,
+                damage_masks=masks, coarse=maps, min_jacobian=min_jac, stats=stats, settings=asdict(s))

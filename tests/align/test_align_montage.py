@@ -1,0 +1,93 @@
+"""Montage: tile offsets, robust placement, warnings, tile import errors."""
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+from scipy import ndimage as ndi
+
+from connectomix.align import StitchWarning, blend_tiles, import_tiles, place_tiles
+from connectomix.errors import InputFormatError, VolumeNotFoundError
+
+
+def _section(seed=0, shape=(256, 256)):
+    rng = np.random.default_rng(seed)
+    img = ndi.gaussian_filter(rng.standard_normal(shape), 1.5)
+    return np.clip(128 + 60 * img / img.std(), 0, 255).astype(np.uint8)
+
+
+def _cut(img, size=152, overlap=48, err=24, seed=1):
+    rng = np.random.default_rng(seed)
+    Y, X = img.shape
+    starts = [0, Y - size]
+    tiles, true, stage = [], [], []
+    for y in starts:
+        for x in [0, X - size]:
+            tiles.append(img[y : y + size, x : x + size])
+            true.append((y, x))
+            a = rng.uniform(0, 2 * np.pi)
+            stage.append((y + err * np.sin(a), x + err * np.cos(a)))
+    return tiles, np.array(true, float), np.array(stage)
+
+
+def test_place_tiles_recovers_positions_despite_stage_error():
+    img = _section()
+    tiles, true, stage = _cut(img, err=24)
+    pos, pairs, unplaced = place_tiles(tiles, stage)
+    e = pos - true
+    e -= e.mean(0)  # a montage is defined up to one translation
+    assert not unplaced
+    assert np.abs(e).max() < 0.5
+    out = blend_tiles(tiles, np.round(pos - pos[0] + true[0]), ((0, 256), (0, 256)))
+    assert np.array_equal(out, img)
+
+
+def test_non_overlapping_tile_keeps_stage_position_with_warning():
+    img = _section()
+    tiles, true, stage = _cut(img)
+    far = _section(seed=5, shape=(152, 152))
+    tiles.append(far)
+    stage = np.vstack([stage, [1000.0, 1000.0]])
+    with pytest.warns(StitchWarning, match="tile\\(s\\) 4 have no usable overlap"):
+        pos, _, unplaced = place_tiles(tiles, stage)
+    assert unplaced == [4]
+    assert np.allclose(pos[4], [1000, 1000], atol=1e-3)
+
+
+def _write(tmp_path, df):
+    p = tmp_path / "tiles.csv"
+    df.to_csv(p, index=False)
+    return p
+
+
+def test_import_tiles_records_table(tmp_path):
+    img = _section()
+    tiles, true, stage = _cut(img)
+    rows = []
+    for t, (tile, st) in enumerate(zip(tiles, stage)):
+        tifffile.imwrite(tmp_path / f"t{t}.tif", tile)
+        rows.append(dict(section=0, tile=t, stage_y=st[0] * 8, stage_x=st[1] * 8, path=f"t{t}.tif"))
+    df = import_tiles(_write(tmp_path, pd.DataFrame(rows)), tmp_path / "run", (40, 8, 8))
+    assert len(df) == 4 and os.path.isabs(df["path"][0])
+
+
+def test_import_tiles_missing_columns(tmp_path):
+    p = _write(tmp_path, pd.DataFrame({"section": [0], "tile": [0], "path": ["x.tif"]}))
+    with pytest.raises(InputFormatError, match=r"lacks the column\(s\) \['stage_y', 'stage_x'\]"):
+        import_tiles(p, tmp_path / "run", (40, 8, 8))
+
+
+def test_import_tiles_missing_image(tmp_path):
+    p = _write(tmp_path, pd.DataFrame({"section": [0], "tile": [0], "stage_y": [0.0], "stage_x": [0.0],
+                                       "path": ["nope.tif"]}))
+    with pytest.raises(VolumeNotFoundError, match="nope.tif does not exist"):
+        import_tiles(p, tmp_path / "run", (40, 8, 8))
+
+
+def test_import_tiles_positions_not_numbers(tmp_path):
+    p = _write(tmp_path, pd.DataFrame({"section": [0], "tile": [0], "stage_y": ["a"], "stage_x": [0.0],
+                                       "path": ["x.tif"]}))
+    with pytest.raises(InputFormatError, match="'stage_y' must be numbers"):
+        import_tiles(p, tmp_path / "run", (40, 8, 8))

@@ -1,0 +1,59 @@
+"""Guards on the weights that ship with connectomix (random or broken weights fail these).
+
+Both run on a fixed 32 x 256 x 256 crop of the frozen ``eval`` set (seed 0), which no
+training run ever saw. The bounds sit just above what the shipped models measure
+(see the model cards in src/connectomix/models/weights/*/MODEL_CARD.md), so a
+regression fails; randomly initialised networks score far outside them.
+"""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from connectomix.evaluate import variation_of_information
+from connectomix.models import load_model, predict_array, predict_synapse_array
+from connectomix.segment import segment
+
+
+@pytest.fixture(scope="module")
+def eval_crop():
+    from connectomix.synth import generate, resolve_settings
+
+    settings = resolve_settings(preset="eval", seed=0)
+    vol = generate(settings, 0, preset="eval")
+    sl = (slice(0, 32), slice(0, 256), slice(0, 256))
+    return vol["raw"][sl], vol["gt"][sl], vol["clefts"][sl], vol["synapses"], np.asarray(settings.voxel_size, float)
+
+
+def test_shipped_segmentation_model_beats_its_guard(eval_crop):
+    raw, gt, *_ = eval_crop
+    torch.set_num_threads(2)
+    model, meta = load_model(None)
+    assert meta["task"] == "affinities" and meta["iterations"] > 1000
+    aff = predict_array(raw, model, model.factor)
+    voi = variation_of_information(segment(aff, threshold=0.5).segmentation, gt)
+    # measured 3.55 bits (random weights: 5.75); issue #4's target of 1.0 is not reached yet
+    assert voi.split + voi.merge <= 4.0
+
+
+def test_shipped_synapse_model_finds_clefts_and_points_at_presynaptic_partners(eval_crop):
+    raw, gt, clefts, synapses, vs = eval_crop
+    torch.set_num_threads(2)
+    model, meta = load_model(None, task="synapses")
+    assert meta["task"] == "synapses"
+    y = predict_synapse_array(raw, model, model.factor)
+    prob = y[0]
+    ids = np.unique(clefts[clefts > 0])
+    detected = np.mean([prob[clefts == i].max() > 0.5 for i in ids])
+    false_voxels = (prob[clefts == 0] > 0.5).mean()
+    vox = np.argwhere(clefts > 0)
+    tips = np.floor(((vox + 0.5) * vs + y[1:, clefts > 0].T) / vs).astype(int)
+    tips = np.clip(tips, 0, np.array(gt.shape) - 1)
+    pre_of = dict(zip(synapses.synapse_id, synapses.pre_id))
+    want = np.array([pre_of.get(int(i), -1) for i in clefts[clefts > 0]])
+    lands_in_pre = (gt[tuple(tips.T)] == want)[want > 0].mean()
+    # measured: 98 % of clefts detected, 3.4 % false voxels, 98 % of vectors land in the
+    # presynaptic neuron (random weights: 77 % false voxels, 16 % of vectors)
+    assert len(ids) >= 20
+    assert detected >= 0.9 and false_voxels <= 0.1 and lands_in_pre >= 0.9
