@@ -10,7 +10,8 @@ interrupted job loses little. It ends with a forward-pass throughput measurement
     PYTHONPATH=src python3 scripts/train_gpu.py --out OUT --minutes 6
 
 Resume (here or in a later session) by pointing ``connectomix train`` at a copy of
-the model directory: ``checkpoint.pt`` holds weights, optimiser and iteration.
+the model directory (``checkpoint.pt`` holds weights, optimiser and iteration), or
+continue the shipped models with ``--init-shipped`` (weights only, fresh optimiser).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def _trainer(task, vols, val, out, args):
           batch_size=args.batch_size, lr=args.lr, features=args.features, task=task,
           checkpoint_every=args.checkpoint_every, validate_every=args.validate_every, n_val_patches=16,
           seed=0 if task == "affinities" else 1, workers=args.workers, max_seconds=args.minutes * 60,
+          init="shipped" if args.init_shipped else None,
           log=lambda m: print(f"[{task}] {m}", flush=True),
           data_info={"preset": "train", "train_seeds": args.seeds, "val_seeds": args.val_seeds,
                      "shape": list(args.shape)})
@@ -96,6 +98,7 @@ def main(argv=None):
     p.add_argument("--checkpoint-every", type=int, default=400)
     p.add_argument("--validate-every", type=int, default=200)
     p.add_argument("--tasks", nargs="+", default=["affinities", "synapses"])
+    p.add_argument("--init-shipped", action="store_true", help="start from the shipped weights (fresh optimiser)")
     args = p.parse_args(argv)
 
     from connectomix.models import TRAIN_SEEDS, VAL_SEEDS

@@ -493,6 +493,7 @@ def train(
     workers: int = typer.Option(0, "--workers", help="Processes cutting and augmenting patches (0: none)."),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop (with a checkpoint) after this long."),
     seed: int = typer.Option(0, "--seed", help="Seed of sampling and initialisation."),
+    init: Optional[str] = typer.Option(None, "--init", help="Start from a model directory or 'shipped' (new OUT only)."),
 ):
     """Train the affinity or synapse U-Net on synthetic volumes (resumable; checkpoints and loss curve in OUT)."""
     from .errors import ConfigError
@@ -517,7 +518,7 @@ def train(
     info = {"preset": "train", "train_seeds": list(TRAIN_SEEDS[:n_volumes]), "val_seeds": list(VAL_SEEDS),
             "shape": list(shape)}
     summary = run_train(out, vols, val, iterations=iterations, device=device, patch=patch, features=features,
-                        batch_size=batch_size, lr=lr, threads=threads, workers=workers, task=task, seed=seed,
+                        batch_size=batch_size, lr=lr, threads=threads, workers=workers, task=task, seed=seed, init=init,
                         log=say, data_info=info, max_seconds=None if max_minutes is None else max_minutes * 60)
     _say(f"model in {out}: {summary['iterations']} iterations, validation loss {summary['last_val_loss']}")
 

@@ -101,3 +101,21 @@ def test_missing_corrupt_foreign_and_wrong_task_models_are_clear_errors(tmp_path
     (other / "model.json").write_text("{not json")
     with pytest.raises(ModelError, match="not a connectomix model description"):
         load_model(other)
+
+
+def test_training_can_start_from_another_models_weights(tmp_path):
+    vols = [_toy_data(0)]
+    first = tmp_path / "first"
+    train(first, vols, vols, iterations=10, patch=(8, 32, 32), features=4, validate_every=10, checkpoint_every=10,
+          threads=1, log=lambda m: None)
+    second = tmp_path / "second"
+    s = train(second, vols, vols, iterations=10, patch=(8, 32, 32), features=4, validate_every=10,
+              checkpoint_every=10, threads=1, log=lambda m: None, init=first)
+    assert s["iterations"] == 10  # already there: no step taken, the weights are the first model's
+    a, _ = load_model(first)
+    b, _ = load_model(second)
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
+    with pytest.raises(ValueError, match="architecture"):
+        train(tmp_path / "third", vols, vols, iterations=12, patch=(8, 32, 32), features=6, threads=1,
+              log=lambda m: None, init=first)

@@ -221,6 +221,7 @@ def train(
     workers: int = 0,
     task: str = "affinities",
     clip_norm: float = 1.0,
+    init=None,
     max_seconds: float | None = None,
     log: Callable[[str], None] = print,
     data_info: dict | None = None,
@@ -244,6 +245,10 @@ def train(
     task : {'affinities', 'synapses'}
         What the network learns: affinities for the given offsets, or synaptic clefts
         with partner vectors (4 output channels).
+    init : path or "shipped", optional
+        Start from these weights (a model directory, or the shipped model for
+        ``task``) when ``out_dir`` has no checkpoint yet: continues a shipped model in
+        a later session, with a fresh optimiser.
     max_seconds : float, optional
         Stop (after a checkpoint) when this much wall time has passed.
 
@@ -278,6 +283,16 @@ def train(
         prev = json.loads((out / "model.json").read_text()) if (out / "model.json").exists() else {}
         if prev.get("offsets", offsets) != offsets:
             raise ValueError(f"{out} was trained with offsets {prev['offsets']}, not {offsets}")
+    elif init is not None:
+        start_model, start_meta = load_model(None if init == "shipped" else init, device=device, task=task)
+        if start_meta["config"] != model.config:
+            raise ValueError(f"cannot start from {init}: its architecture {start_meta['config']} differs "
+                             f"from {model.config}")
+        model.load_state_dict(start_model.state_dict())
+        start_it = int(start_meta.get("iterations", 0))
+        history = [{"iteration": start_it, "loss": float("nan"), "val_loss": start_meta.get("last_val_loss"),
+                    "seconds": 0.0}]
+        log(f"starting from the weights in {init} (iteration {start_it}, fresh optimiser)")
     if task == "affinities":
         sampler = PatchSampler(volumes, patch, offsets)
         val_sampler = PatchSampler(val_volumes, patch, offsets, augment=False)
