@@ -507,9 +507,11 @@ def segment_stage(run_path, *, model_dir=None, threshold: float | None = None, p
 
 
 # ---------------------------------------------------------------------- synapses, graph
-#: Cleft probability threshold of the shipped synapse network, chosen on validation
-#: volumes (train preset seeds 900, 901), never on the eval set.
-SYNAPSE_THRESHOLD = 0.5
+#: Cleft probability threshold and smallest cleft (voxels) for the shipped synapse
+#: network, chosen on a validation volume (train preset, seed 900), never on the eval
+#: set: synapse F1 0.074 at (0.5, 20) -> 0.116 at (0.95, 100), recall 0.52 -> 0.48.
+SYNAPSE_THRESHOLD = 0.95
+SYNAPSE_MIN_SIZE_VX = 100
 
 
 def synapses_pipeline_stage(run_path, *, model_dir=None, threshold: float | None = None, predict: bool = True,
@@ -541,6 +543,7 @@ def synapses_pipeline_stage(run_path, *, model_dir=None, threshold: float | None
                 res = predict_synapses(run, model_dir=model_dir, input=src, scheduler=cluster.scheduler or None,
                                        workers=cluster.workers, on_block_done=on_block_done)
                 say(f"predict synapses: {res.n_blocks} blocks in {res.seconds:.1f} s -> volume.zarr/synapse_pred")
+    options.setdefault("min_size_vx", SYNAPSE_MIN_SIZE_VX)
     return synapses_stage(run.path, threshold=SYNAPSE_THRESHOLD if threshold is None else threshold,
                           cluster=cluster, progress=on_block_done, say=say, **options)
 
