@@ -342,9 +342,23 @@ def connect(scheduler: str | None = None, *, workers: int = 1):
     finally:
         cluster = getattr(client, "cluster", None)
         own = scheduler in (None, "local", "threads")
-        client.close()
-        if own and cluster is not None:
-            cluster.close()
+        _close_quietly(client, cluster if own else None)
+
+
+def _close_quietly(client, cluster) -> None:
+    """Close a client (and the local cluster it started); the work is done by now.
+
+    On a loaded machine a worker can take longer to stop than Dask's close timeout:
+    that must not turn a finished job into an error, so it is logged instead.
+    """
+    for thing in (client, cluster):
+        if thing is None:
+            continue
+        try:
+            thing.close()
+        except (TimeoutError, OSError, RuntimeError) as e:
+            logging.getLogger(__name__).warning("closing the Dask %s timed out (%s); its work had finished",
+                                                type(thing).__name__, e)
 
 
 def run_blockwise(
@@ -567,7 +581,4 @@ def _run_on_dask(todo: list[Block], spec: _TaskSpec, scheduler, workers: int, ti
                 pending.add(client.submit(_process_block, nxt, spec_future, key=f"{spec.task}-{nxt.id}-{uuid.uuid4().hex[:8]}", pure=False))
     finally:
         if own:
-            cluster = getattr(client, "cluster", None)
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            _close_quietly(client, getattr(client, "cluster", None))

@@ -242,6 +242,28 @@ def _timed(times: dict, name: str):
     return cm()
 
 
+def _shared_cluster(cluster: ClusterConfig):
+    """One local Dask cluster for all the stages of a whole run (not one per stage).
+
+    Yields the ClusterConfig the stages get: the local cluster's address, or the
+    configuration unchanged for an external scheduler or ``synchronous``.
+    """
+    from contextlib import contextmanager
+    from dataclasses import replace
+
+    from .blockwise import connect
+
+    @contextmanager
+    def cm():
+        if cluster.scheduler not in (None, "", "local"):
+            yield cluster
+            return
+        with connect(None, workers=cluster.workers) as client:
+            yield replace(cluster, scheduler=client.scheduler.address)
+
+    return cm()
+
+
 def _reconstruct(run: Run, cluster: ClusterConfig, bar, say, times: dict, *, align: bool = False) -> None:
     """align (optionally) -> segment -> synapses -> shapes -> graph -> analyze -> report, each skipped when done."""
     if align:
@@ -278,11 +300,12 @@ def run_all(out, config, *, align: bool = False, progress=None, say=print) -> di
     bar = progress or (lambda _name: nullcontext(None))
     times: dict = {}
     t0 = time.perf_counter()
-    with _timed(times, "import"), bar("import") as cb:
-        vol = import_stage(out, config.import_, cluster=config.cluster, on_block_done=cb)
-    say(f"  import: {config.import_.input} -> {vol.shape} voxels of {tuple(vol.voxel_size)} nm")
-    run = Run(out)
-    _reconstruct(run, config.cluster, bar, say, times, align=align)
+    with _shared_cluster(config.cluster) as cluster:
+        with _timed(times, "import"), bar("import") as cb:
+            vol = import_stage(out, config.import_, cluster=cluster, on_block_done=cb)
+        say(f"  import: {config.import_.input} -> {vol.shape} voxels of {tuple(vol.voxel_size)} nm")
+        run = Run(out)
+        _reconstruct(run, cluster, bar, say, times, align=align)
     con = load_connectome(run=run.path)
     with _timed(times, "analyze"):
         a = analyze_stage(con, run.path / "analysis" / "reconstruction", n_null=20, n_perturb=0, run=run.path)
@@ -317,7 +340,8 @@ def demo(out, *, cluster: ClusterConfig = ClusterConfig(), progress=None, say=pr
     say(f"  synth: {raw.shape} voxels of {tuple(raw.voxel_size)} nm, ground truth: "
         f"{len(run.read_table('gt_neurons'))} cells, {len(run.read_table('gt_synapses'))} synapses, "
         f"{len(run.read_table('gt_edges'))} edges")
-    _reconstruct(run, cluster, bar, say, times)
+    with _shared_cluster(cluster) as shared:
+        _reconstruct(run, shared, bar, say, times)
     with _timed(times, "evaluate"):
         scores = evaluate_stage(run.path, compute_erl=True)
         base = naive_baseline(run)

@@ -64,3 +64,49 @@ def test_register_rejects_single_section(texture):
 def test_register_all_missing_but_one(texture):
     with pytest.raises(VolumeError, match="two sections with data"):
         register_stack(np.stack([texture, np.zeros_like(texture)]), reference=0)
+
+
+def _stack(seed, **kw):
+    from connectomix.synth import SynthSettings, generate
+
+    s = SynthSettings(shape=(8, 192, 192), misalign=True, max_translation_px=30, max_rotation_deg=1.5,
+                      elastic_amplitude_px=0, **kw)
+    return generate(s, seed)
+
+
+def test_clean_stack_has_no_missing_or_damaged_sections():
+    from connectomix.align import RegisterSettings, register_stack
+
+    out = _stack(5)
+    res = register_stack(out["raw"], reference=4, elastic=False, log=lambda m: None)
+    assert not res["missing"].any()
+    assert (res["damaged_fraction"] < RegisterSettings().damage_min_fraction).all(), res["damaged_fraction"]
+
+
+def _nan_stack():
+    out = _stack(6)
+    raw = out["raw"].astype(np.float32)
+    raw[2] = np.nan  # a section without data
+    raw[6, :40] = np.nan  # a partly empty section
+    return out, raw
+
+
+def test_nan_section_is_missing_and_maps_are_finite():
+    from connectomix.align import register_stack
+
+    _, raw = _nan_stack()
+    res = register_stack(raw, reference=4, elastic=False, log=lambda m: None)
+    assert res["missing"].tolist() == [False, False, True] + [False] * 5
+    assert np.isfinite(res["map"].coords).all()
+
+
+@pytest.mark.xfail(reason="open (issue #5): sections beyond a missing section are bridged by a whole-image rigid "
+                          "search, but this generator's sections share little structure two sections apart; "
+                          "measured p95 22 px here (sections 0-1 off by 16 px)", strict=True)
+def test_sections_beyond_a_missing_section_are_placed():
+    from connectomix.align import register_stack, transform_residuals
+
+    out, raw = _nan_stack()
+    res = register_stack(raw, reference=4, elastic=False, log=lambda m: None)
+    r = transform_residuals(res["map"], out["transforms"], (40, 8, 8), sections=[0, 1, 3, 4, 5, 6, 7])
+    assert r["all"].p95_nm < 3, r["per_section"]

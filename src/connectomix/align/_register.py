@@ -36,10 +36,10 @@ from scipy import sparse
 from scipy.sparse import linalg as splinalg
 
 from ..errors import VolumeError
-from ._match import global_shift, match_patches, prefilter
+from ._match import _subpixel, global_shift, match_patches, ncc_surfaces, prefilter
 from ._mesh import GridMap, jacobian_det, warp_section
 
-__all__ = ["RegisterSettings", "register_stack", "section_status", "damage_maps"]
+__all__ = ["RegisterSettings", "register_stack", "section_status", "damage_maps", "rigid_search"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,9 +72,20 @@ class RegisterSettings:
         Matches off by more than this (after the solve) lose weight.
     min_jacobian : float
         Smallest Jacobian determinant allowed in a mesh cell.
+    bridge_max_deg : float
+        Largest relative rotation searched when a section is bridged to a section it shares no
+        patch matches with (across missing sections).
+    damage_window : int
+        Window of the local NCC used to find damage.
+    damage_shift : int
+        For the end sections (one neighbour only) the local NCC is the best over shifts of up
+        to this many pixels, so that a small residual misalignment is not taken for damage.
     damage_delta : float
         A pixel is damaged where the NCC with its neighbours falls this far below
         the neighbours' NCC with each other.
+    damage_texture : float
+        An end section must also have lost fine-structure contrast there: below this fraction
+        of its neighbour's.
     damage_min_fraction : float
         A section with more damaged area than this fraction is ``damaged``.
     """
@@ -94,8 +105,11 @@ class RegisterSettings:
     min_ratio: float = 1.2
     huber_px: float = 2.0
     min_jacobian: float = 0.5
+    bridge_max_deg: float = 5.0
     damage_window: int = 24
+    damage_shift: int = 2
     damage_delta: float = 0.3
+    damage_texture: float = 0.6
     damage_min_fraction: float = 0.008
 
     def validate(self):
@@ -154,6 +168,14 @@ def _local_ncc(a, b, m, w):
     return np.clip(out, -1, 1)
 
 
+def _local_texture(img, m, w):
+    """Local standard deviation of a (band-passed) image in w x w windows."""
+    x = np.where(m, img, 0).astype(np.float32)
+    n = np.maximum(ndi.uniform_filter(m.astype(np.float32), w), 1e-6)
+    mean = ndi.uniform_filter(x, w) / n
+    return np.sqrt(np.maximum(ndi.uniform_filter(x * x, w) / n - mean * mean, 0))
+
+
 def damage_maps(rendered, usable, settings: RegisterSettings):
     """Damaged pixels of each section (aligned frame) from the NCC with its neighbours.
 
@@ -168,17 +190,28 @@ def damage_maps(rendered, usable, settings: RegisterSettings):
     """
     Z = len(rendered)
     idx = [z for z in range(Z) if usable[z]]
-    smooth = {z: ndi.gaussian_filter(np.nan_to_num(rendered[z], nan=0.0), 1.0) for z in idx}
     valid = {z: np.isfinite(rendered[z]) for z in idx}
+    smooth = {z: ndi.gaussian_filter(np.nan_to_num(rendered[z], nan=0.0), 1.0) for z in idx}
+    w = settings.damage_window
+    # the fine structure (membranes, organelles) is what a fold, crack or smear wipes out
+    texture = {z: _local_texture(prefilter(rendered[z], valid[z], low=1.0, high=4.0), valid[z], w) for z in idx}
     masks = [None] * Z
     frac = np.zeros(Z)
-    w = settings.damage_window
     cache = {}
 
-    def ncc(a, b):
-        key = (min(a, b), max(a, b))
+    def ncc(a, b, tolerant=False):
+        key = (min(a, b), max(a, b), tolerant)
         if key not in cache:
-            cache[key] = _local_ncc(smooth[a], smooth[b], valid[a] & valid[b], w)
+            # tolerant: best over small shifts, so that the residual misalignment of an end section
+            # (largest far from the reference) is not taken for damage; a damaged strip matches at no shift
+            d = int(settings.damage_shift) if tolerant else 0
+            best = None
+            for ty in sorted({-d, 0, d}):
+                for tx in sorted({-d, 0, d}):
+                    sb, vb = _shift_int(smooth[key[1]], valid[key[1]], (ty, tx))
+                    c = _local_ncc(smooth[key[0]], sb, valid[key[0]] & vb, w)
+                    best = c if best is None else np.fmax(best, c)
+            cache[key] = best
         return cache[key]
 
     bads = {}
@@ -195,11 +228,15 @@ def damage_maps(rendered, usable, settings: RegisterSettings):
             far = (idx[k + 2] if k + 2 < len(idx) else None) if nxt is not None else (idx[k - 2] if k >= 2 else None)
             if other is None or far is None:
                 continue
-            adj = ncc(z, other)
-            ref = ncc(other, far)
+            adj = ncc(z, other, True)
+            ref = ncc(other, far, True)
             ends[z] = other
-            # an end section has one neighbour only: demand a clearer drop
+            # an end section has one neighbour only: demand a clearer drop, that survives small shifts,
+            # and a flattened fine structure (a fold, crack or smear), which a misaligned region keeps
             delta = settings.damage_delta + 0.15
+            flat = texture[z] < settings.damage_texture * texture[other]
+            bads[z] = (ref - adj > delta) & (ref > 0.2) & flat
+            continue
         bads[z] = (ref - adj > delta) & (ref > 0.2)
     for z, other in ends.items():  # damage of the only neighbour is not this section's
         if other in bads:
@@ -275,6 +312,70 @@ def _coarse_pair(a, am, b, bm, s: RegisterSettings):
     if keep.sum() < max(4, 0.5 * v.sum()) or np.median(r) > 4.0:
         return qa[:0], qb[:0], np.zeros(0)
     return qa[keep], qb[keep], np.clip(m.ncc[v][keep], 0.05, 1.0)
+
+
+def _rot(th):
+    return np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+
+
+def rigid_search(a, am, b, bm, *, max_deg: float = 5.0, step: float = 0.5, band=(4.0, 32.0), max_px: int = 384,
+                 search: int = 12):
+    """Whole-image rigid motion of ``b`` relative to ``a`` (for pairs that patch matching cannot link).
+
+    Sections a few sections apart share only their large structures, so patches of fine
+    texture no longer match; the whole image, band-passed to those large structures, still
+    does. A translation from masked phase correlation, then a search over rotations (about
+    the image centre) of the NCC of the whole overlap, each rotation with its best
+    translation within ``search`` pixels, and a parabolic refinement of the best angle.
+
+    Returns
+    -------
+    theta (radians), t (2,), ncc : the map ``q_b = R(theta) (q_a - c) + c + t`` (pixels, ``c`` the
+    image centre) and the NCC at the optimum.
+    """
+    a = np.asarray(a, np.float32)
+    b = np.asarray(b, np.float32)
+    f = max(1, int(np.ceil(max(a.shape) / max_px)))
+    A, B = _downsample(a, f), _downsample(b, f)
+    Am = _downsample(np.asarray(am, np.float32), f) > 0.999
+    Bm = _downsample(np.asarray(bm, np.float32), f) > 0.999
+    lo, hi = max(1.0, band[0] / f), max(4.0, band[1] / f)
+    pa = prefilter(A, Am, low=lo, high=hi)
+    pb = prefilter(B, Bm, low=lo, high=hi)
+    t0 = global_shift(pa, pb, a_mask=Am, b_mask=Bm, smooth=0)
+    c = np.array([(A.shape[0] - 1) / 2, (A.shape[1] - 1) / 2])
+    S = int(search)
+    M = max(S + 2, min(A.shape) // 8)
+
+    def warp(img, th, t, order=1):
+        R = _rot(th)
+        return ndi.affine_transform(img, R, offset=c - R @ c + t, order=order, mode="constant", cval=0.0)
+
+    def score(th):
+        # b warped into a's frame by the rotation and the initial translation, then the best residual shift
+        t = _rot(th) @ t0
+        bw = warp(pb, th, t)
+        mw = warp(Bm.astype(np.float32), th, t) > 0.999
+        am_in = Am[M:-M, M:-M]
+        tmpl = np.where(am_in, pa[M:-M, M:-M], 0)[None]
+        win = np.where(mw, bw, 0)[None, M - S : A.shape[0] - M + S, M - S : A.shape[1] - M + S]
+        surf = ncc_surfaces(tmpl, win)[0]
+        k = np.unravel_index(int(np.argmax(surf)), surf.shape)
+        dy, dx = _subpixel(surf[None], np.array([k[0]]), np.array([k[1]]))
+        d = np.array([k[0] - S + dy[0], k[1] - S + dx[0]])
+        return float(surf[k]), t + _rot(th) @ d
+
+    ths = np.deg2rad(np.arange(-max_deg, max_deg + 1e-9, step))
+    sc = np.array([score(th)[0] for th in ths])
+    k = int(np.argmax(sc))
+    th = float(ths[k])
+    if 0 < k < len(ths) - 1:
+        den = sc[k - 1] - 2 * sc[k] + sc[k + 1]
+        if den < 0:
+            th += float(np.clip(0.5 * (sc[k - 1] - sc[k + 1]) / den, -0.5, 0.5)) * (ths[1] - ths[0])
+    best, t = score(th)
+    # back to the pixels of the input: q = f (q_small + 0.5) - 0.5, centres map to centres
+    return th, t * f, best
 
 
 def _solve_coarse(pairs, Z, ref, usable, centre, model, huber):
@@ -545,25 +646,35 @@ def register_stack(stack, *, reference: int, elastic: bool = True, settings: Reg
         else:
             say(f"coarse: sections {i} and {j} do not match; pair dropped")
     linked = {reference}
-    grown = True
-    while grown:
-        grown = False
-        for i, j, *_ in corr:
-            if (i in linked) != (j in linked):
-                linked |= {i, j}
-                grown = True
-    lost = [int(z) for z in np.flatnonzero(usable) if int(z) not in linked]
-    for z in sorted(lost, key=lambda v: abs(v - reference)):
-        # bridge a gap (e.g. several missing sections): whole-image translation to the nearest linked section
+
+    def grow():
+        changed = True
+        while changed:
+            changed = False
+            for i, j, *_ in corr:
+                if (i in linked) != (j in linked):
+                    linked.update((i, j))
+                    changed = True
+
+    grow()
+    while True:
+        lost = [int(z) for z in np.flatnonzero(usable) if int(z) not in linked]
+        if not lost:
+            break
+        # bridge a gap (e.g. missing sections): a whole-image rigid motion (rotation search) to the nearest
+        # linked section; the sections matched to this one by patches follow through their own pairs
+        z = min(lost, key=lambda v: (min(abs(v - w) for w in linked), abs(v - reference)))
         near = min(linked, key=lambda v: (abs(v - z), v))
-        a, am = small[near]
-        b, bm = small[z]
-        t = global_shift(a, b, a_mask=am, b_mask=bm)
+        th, t, score = rigid_search(*small[near], *small[z], max_deg=s.bridge_max_deg)
+        a = small[near][0]
         qa = _grid_centres(a.shape, 8, max(8, min(a.shape) // 8)).astype(float)
-        corr.append((near, z, (qa + 0.5) * f - 0.5, (qa + t + 0.5) * f - 0.5, np.full(len(qa), 0.2)))
+        cs = np.array([(a.shape[0] - 1) / 2, (a.shape[1] - 1) / 2])
+        qb = (qa - cs) @ _rot(th).T + cs + t
+        corr.append((near, z, (qa + 0.5) * f - 0.5, (qb + 0.5) * f - 0.5, np.full(len(qa), 0.2)))
         linked.add(z)
+        grow()
         say(f"coarse: section {z} matches no neighbour by patches; bridged to section {near} by a whole-image "
-            f"translation")
+            f"rigid search (rotation {np.rad2deg(th):+.2f} deg, NCC {score:.2f})")
     pairs = [(i, j) for i, j, *_ in corr]
     centre = np.array([(Y - 1) / 2, (X - 1) / 2])
     maps, res, wts = _solve_coarse(corr, Z, reference, usable, centre, s.model, s.huber_px * max(2, f))

@@ -9,6 +9,7 @@ loaded once per worker process.
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -30,13 +31,15 @@ _MODELS: dict = {}
 def _model(model_dir: str | None, device: str, task: str = "affinities"):
     key = (model_dir, device, task)
     if key not in _MODELS:
-        import torch
-
         from ._train import load_model
 
-        torch.set_num_threads(1)
         _MODELS[key] = load_model(model_dir, device=device, task=task)
     return _MODELS[key]
+
+
+def _threads_for(workers: int) -> int:
+    """Torch threads per worker: the machine's cores shared among the workers."""
+    return max(1, (os.cpu_count() or 1) // max(1, int(workers or 1)))
 
 
 def _logits(raw: np.ndarray, model, factor) -> np.ndarray:
@@ -65,8 +68,12 @@ def predict_synapse_array(raw: np.ndarray, model, factor) -> np.ndarray:
 
 
 def predict_block(block: Block, inputs, *, model_dir: str | None, device: str = "cpu", input: str = "raw",
-                  task: str = "affinities", output: str = "affinities") -> dict:
+                  task: str = "affinities", output: str = "affinities", threads: int | None = None) -> dict:
     """Predict one block over its write region: uint8 affinities, or float16 synapse maps."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     model, meta = _model(model_dir, device, task)
     vol = inputs[input]
     if task == "affinities":
@@ -138,7 +145,8 @@ def _predict(run, task, output, *, model_dir, input, block_shape_vx, context_vx,
         attrs=attrs,
     )
     kernel = functools.partial(predict_block, model_dir=None if model_dir is None else str(model_dir),
-                               device=device, input=input, task=task, output=output)
+                               device=device, input=input, task=task, output=output,
+                               threads=_threads_for(workers))
     return run_blockwise(
         kernel,
         task="predict" if task == "affinities" else "predict-synapses",
