@@ -41,6 +41,7 @@ def main(argv=None):
     torch.save({k: v.float().contiguous() for k, v in state.items()}, dst / "model.pt")
     meta["name"] = f"connectomix-{args.task}-{meta['iterations']}"
     meta["weights"] = args.weights
+    meta.setdefault("voxel_size", list(meta.get("data", {}).get("voxel_size", [40, 8, 8])))
     (dst / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
     history = []
     for line in (src / "log.csv").read_text().splitlines()[1:]:

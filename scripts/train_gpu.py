@@ -39,7 +39,7 @@ def _trainer(task, vols, val, out, args):
           init="shipped" if args.init_shipped else None,
           log=lambda m: print(f"[{task}] {m}", flush=True),
           data_info={"preset": "train", "train_seeds": args.seeds, "val_seeds": args.val_seeds,
-                     "shape": list(args.shape)})
+                     "shape": list(args.shape), "voxel_size": args.voxel_size})
 
 
 def _mirror(work: Path, out: Path):
@@ -104,7 +104,10 @@ def main(argv=None):
     from connectomix.models import TRAIN_SEEDS, VAL_SEEDS
     from connectomix.models._data import make_training_volumes
 
+    from connectomix.synth import resolve_settings
+
     args.seeds = list(TRAIN_SEEDS[: args.volumes])
+    args.voxel_size = list(resolve_settings(preset="train", seed=args.seeds[0]).voxel_size)
     args.val_seeds = list(VAL_SEEDS)
     out, work = Path(args.out), Path(args.work)
     out.mkdir(parents=True, exist_ok=True)

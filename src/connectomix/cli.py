@@ -215,6 +215,7 @@ def segment(
     model: Optional[Path] = typer.Option(None, "--model", help="Model directory (default: the shipped model)."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Agglomeration threshold (mean affinity)."),
     predict: bool = typer.Option(True, "--predict/--no-predict", help="Predict affinities first, or use the run's."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda for the prediction."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (default: local)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Local Dask workers."),
 ):
@@ -224,7 +225,7 @@ def segment(
     cfg = _cluster(_config(), scheduler, workers)
     with _Progress("segment") as bar:
         res = segment_stage(run, model_dir=model, threshold=threshold, predict=predict, cluster=cfg.cluster,
-                            on_block_done=bar, say=_say)
+                            on_block_done=bar, say=_say, device=device)
     _say(f"segment: {res}")
 
 
@@ -515,8 +516,10 @@ def train(
     make = make_volumes if task == "affinities" else make_synapse_volumes
     vols = make(TRAIN_SEEDS[:n_volumes], shape=shape, workers=workers, log=say)
     val = make(VAL_SEEDS, shape=shape, log=say)
+    from .synth import resolve_settings
+
     info = {"preset": "train", "train_seeds": list(TRAIN_SEEDS[:n_volumes]), "val_seeds": list(VAL_SEEDS),
-            "shape": list(shape)}
+            "shape": list(shape), "voxel_size": list(resolve_settings(preset="train", seed=TRAIN_SEEDS[0]).voxel_size)}
     summary = run_train(out, vols, val, iterations=iterations, device=device, patch=patch, features=features,
                         batch_size=batch_size, lr=lr, threads=threads, workers=workers, task=task, seed=seed, init=init,
                         log=say, data_info=info, max_seconds=None if max_minutes is None else max_minutes * 60)

@@ -509,7 +509,7 @@ def analyze_stage(connectome, out_dir, *, kind: str = "chemical", n_null: int = 
 
 # ---------------------------------------------------------------------- segment
 def segment_stage(run_path, *, model_dir=None, threshold: float | None = None, predict: bool = True,
-                  cluster: ClusterConfig = ClusterConfig(), on_block_done=None, say=print):
+                  cluster: ClusterConfig = ClusterConfig(), on_block_done=None, say=print, device: str = "cpu"):
     """Predict affinities with a trained U-Net, then watershed + agglomerate (``predict``, ``segment``).
 
     ``predict=False`` segments an existing ``affinities`` array (e.g. one imported or
@@ -525,7 +525,7 @@ def segment_stage(run_path, *, model_dir=None, threshold: float | None = None, p
             if not st.skipped:
                 res = predict_affinities(run, model_dir=model_dir, input=cfg["input"],
                                          scheduler=cluster.scheduler or None, workers=cluster.workers,
-                                         on_block_done=on_block_done)
+                                         device=device, on_block_done=on_block_done)
                 say(f"predict: {res.n_blocks} blocks in {res.seconds:.1f} s -> volume.zarr/affinities")
     return segment_affinities(run, threshold=threshold, cluster=cluster, on_block_done=on_block_done)
 

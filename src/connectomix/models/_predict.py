@@ -121,7 +121,23 @@ def _predict(run, task, output, *, model_dir, input, block_shape_vx, context_vx,
 
         raise VolumeError(f"{run.volume_path(input)} is {src.dtype}; the networks read uint8 EM intensities "
                           "(re-import with a conversion to 8 bits)")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            from ..errors import ConfigError
+
+            raise ConfigError(f"device {device!r} asked for, but this machine has no CUDA GPU; use device 'cpu'")
     model, meta = load_model(model_dir, task=task)
+    trained = meta.get("voxel_size")
+    if trained is not None and any(abs(a - b) > 0.1 * b for a, b in zip(src.voxel_size, trained)):
+        from ..errors import ModelError
+
+        raise ModelError(
+            f"{run.volume_path(input)} has voxels of {tuple(src.voxel_size)} nm but the {task} model "
+            f"{meta.get('name', model_dir)} was trained on {tuple(trained)} nm (more than 10 % apart): "
+            "resample the volume to the model's voxel size first (automatic resampling is not built yet)"
+        )
     factor = Coordinate(model.factor)
     block = Coordinate(block_shape_vx).min(src.spatial_shape.ceil_div(factor) * factor)
     block = block.ceil_div(factor) * factor

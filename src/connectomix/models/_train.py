@@ -355,6 +355,7 @@ def train(
                                   default=(None, None))[1],
             "last_val_loss": next((h["val_loss"] for h in reversed(history) if h.get("val_loss") is not None), None),
             "data": data_info or {},
+            "voxel_size": (data_info or {}).get("voxel_size"),
         }
         (out / "model.json").write_text(json.dumps(summary, indent=2))
         _write_log(out, history)
