@@ -8,6 +8,8 @@
   synaptic partners (CREMI rule); cleft distance scores;
 - connectome: precision/recall/F1 of edges and correlation of their weights, also
   for strong edges;
+- error propagation: which edge errors come from missed or false synapses, split
+  neurons and merged segments (:func:`edge_error_sources`);
 - alignment: residuals against the true transforms, and NCC of adjacent sections
   per chunk (no ground truth needed);
 - :func:`evaluate_arrays`, :func:`evaluate_tables`, :func:`evaluate_run`: all that
@@ -28,6 +30,7 @@ from ._erl import (
     skeletonize,
 )
 from ._evaluate import evaluate_arrays, evaluate_run, evaluate_tables
+from ._propagation import edge_error_sources, edge_error_sources_tables
 from ._segmentation import (
     AdaptedRand,
     SplitMergeErrors,
@@ -79,6 +82,8 @@ __all__ = [
     "EdgeScores",
     "edge_scores",
     "edges_from_synapses",
+    "edge_error_sources",
+    "edge_error_sources_tables",
     # alignment
     "AlignmentResiduals",
     "SectionNCC",
