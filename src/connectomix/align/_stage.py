@@ -93,7 +93,7 @@ def _montage(run, tiles, voxel_size, shape_yx, scheduler, workers, progress, say
 
 def align_stage(run_path, *, elastic: bool = True, reference="middle", cluster=None, progress=None, say=print,
                 fill_missing: bool = True, model: str = "rigid", settings=None, order: int = 1,
-                force: bool = False) -> dict:
+                force: bool = False, block_shape=None) -> dict:
     """Stitch, register and warp a run's sections into ``aligned``.
 
     Parameters
@@ -118,6 +118,12 @@ def align_stage(run_path, *, elastic: bool = True, reference="middle", cluster=N
         Every registration parameter.
     order : int
         Interpolation order of the warp (1: linear).
+    block_shape : (z, y, x) ints, optional
+        Write shape of a warp block in voxels (default 4 x 256 x 256, clipped to the
+        stack); smaller blocks need less memory. The result does not depend on it.
+
+    An interrupted warp (Ctrl-C, a killed process) resumes on the next call: blocks
+    finished under the same transforms are kept and only the others are computed.
 
     Returns
     -------
@@ -131,12 +137,15 @@ def align_stage(run_path, *, elastic: bool = True, reference="middle", cluster=N
     VolumeError
         Fewer than two sections, sections too small, every section empty.
     ConfigError
-        Bad reference or model.
+        Bad reference, model or block shape.
     """
+    import hashlib
+
     import pandas as pd
 
     from ..blockwise import Input, run_blockwise
     from ..evaluate import section_ncc
+    from ..pipeline import _reusable
     from ..run import Run
     from ..volume import create_volume
     from ._register import RegisterSettings, register_stack
@@ -147,6 +156,13 @@ def align_stage(run_path, *, elastic: bool = True, reference="middle", cluster=N
     run = Run(run_path)
     settings = settings or RegisterSettings(model=model)
     settings.validate()
+    if block_shape is not None:
+        try:
+            block_shape = tuple(int(v) for v in block_shape)
+        except (TypeError, ValueError):
+            block_shape = ()
+        if len(block_shape) != 3 or min(block_shape) <= 0:
+            raise ConfigError("block_shape must be three positive integers (z, y, x) in voxels")
     scheduler, workers = _scheduler(cluster)
     have_tiles = "tiles" in run.tables()
     have_raw = "raw" in run.arrays()
@@ -210,16 +226,26 @@ def align_stage(run_path, *, elastic: bool = True, reference="middle", cluster=N
             if good:
                 gap = max(gap, min(abs(g - z) for g in good))
         context = Coordinate((gap * vs[0], ctx_px * vs[1], ctx_px * vs[2]))
-        bz = min(Z, 4)
-        chunks = (1, min(Y, 256), min(X, 256))
-        out = create_volume(run.volume_path("aligned"), shape=(Z, Y, X), dtype=src.dtype, voxel_size=vs, offset=off,
-                            chunks=chunks, complete=False, task="align-warp", overwrite=True)
+        bz, by, bx = block_shape or (4, 256, 256)
+        bz = min(Z, bz)
+        chunks = (1, min(Y, by), min(X, bx))
+        # keep an interrupted warp's output (and so its done blocks) when its layout fits
+        existing = _reusable(run.volume_path("aligned"), src, chunks)
+        if existing is not None and tuple(int(v) for v in existing.offset) != off:
+            existing = None
+        out = existing or create_volume(run.volume_path("aligned"), shape=(Z, Y, X), dtype=src.dtype, voxel_size=vs,
+                                        offset=off, chunks=chunks, complete=False, task="align-warp", overwrite=True)
+        # blocks done under other transforms must not be reused
+        digest = hashlib.sha256()
+        for a in (gmap.gy, gmap.gx, gmap.coords):
+            digest.update(np.ascontiguousarray(a, np.float64).tobytes())
+        warp_cfg = dict(cfg, transforms=digest.hexdigest(), missing=missing)
         kern = functools.partial(warp_kernel, run_dir=str(run.path), source=source, voxel_size=vs, offset=off,
                                  fill=bool(fill_missing), order=int(order), missing=tuple(missing))
         try:
             wr = run_blockwise(kern, task="align-warp", inputs={source: Input(src.ref(), context=context, boundary="pad")},
                                outputs={"aligned": out}, block_shape=Coordinate((bz, chunks[1], chunks[2])) * Coordinate(vs),
-                               run_dir=run.path, scheduler=scheduler, workers=workers, config=cfg,
+                               run_dir=run.path, scheduler=scheduler, workers=workers, config=warp_cfg,
                                on_block_done=progress)
         except ConnectomixError:
             shutil.rmtree(run.volume_path("aligned"), ignore_errors=True)

@@ -60,7 +60,8 @@ def import_tiles(csv_path, run_path, voxel_size):
     ------
     InputFormatError
         Missing columns, non-numeric or NaN positions, duplicate (section, tile),
-        unreadable images, images of different dtypes.
+        unreadable images, images of different dtypes, tiles of one section with
+        different image shapes.
     VolumeNotFoundError
         A listed image does not exist.
     """
@@ -96,16 +97,26 @@ def import_tiles(csv_path, run_path, voxel_size):
     vs = tuple(int(v) for v in voxel_size)
     if len(vs) != 3 or min(vs) <= 0:
         raise VolumeError(f"voxel_size must be three positive integers (z, y, x) in nm, got {voxel_size!r}")
-    paths, hs, ws, dtypes = [], [], [], set()
-    for p in df["path"].astype(str):
+    paths, hs, ws, dtypes = [], [], [], {}  # dtypes: dtype -> first tile of that dtype
+    for z, t, p in zip(df["section"], df["tile"], df["path"].astype(str)):
         full = Path(p) if os.path.isabs(p) else (csv_path.parent / p)
         img = read_tile(full)
         paths.append(str(full.resolve()))
         hs.append(img.shape[0])
         ws.append(img.shape[1])
-        dtypes.add(img.dtype.str)
+        dtypes.setdefault(img.dtype.str, f"section {z} tile {t} ({full}) is {img.dtype}")
     if len(dtypes) > 1:
-        raise InputFormatError(f"tiles file {csv_path}: tile images have different dtypes {sorted(dtypes)}")
+        raise InputFormatError(f"tiles file {csv_path}: tile images have different dtypes {sorted(dtypes)}: "
+                               + "; ".join(dtypes.values()))
+    shapes = pd.DataFrame({"section": df["section"], "tile": df["tile"], "h": hs, "w": ws, "path": paths})
+    for z, g in shapes.groupby("section", sort=True):
+        if g["h"].nunique() > 1 or g["w"].nunique() > 1:
+            a = g.iloc[0]
+            b = g[(g["h"] != a["h"]) | (g["w"] != a["w"])].iloc[0]
+            raise InputFormatError(
+                f"tiles file {csv_path}: the tiles of section {z} have different image shapes: tile {a['tile']} "
+                f"({a['path']}) is {a['h']} x {a['w']} px, tile {b['tile']} ({b['path']}) is {b['h']} x {b['w']} px; "
+                "the tiles of a section must have one shape")
     df["path"] = paths
     df["height_vx"] = hs
     df["width_vx"] = ws
