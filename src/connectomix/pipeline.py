@@ -342,9 +342,6 @@ def demo(out, *, cluster: ClusterConfig = ClusterConfig(), progress=None, say=pr
         f"{len(run.read_table('gt_edges'))} edges")
     with _shared_cluster(cluster) as shared:
         _reconstruct(run, shared, bar, say, times)
-    with _timed(times, "evaluate"):
-        scores = evaluate_stage(run.path, compute_erl=True)
-        base = naive_baseline(run)
     con = load_connectome(run=run.path)
     gt = load_connectome(run=run.path, ground_truth=True)
     with _timed(times, "analyze"):
@@ -359,6 +356,9 @@ def demo(out, *, cluster: ClusterConfig = ClusterConfig(), progress=None, say=pr
                 f"largest SCC {b['largest_scc']} -> analysis/celegans-varshney2011/")
         except ImportError as e:  # the optional 'datasets' extra
             say(f"  analyze: C. elegans skipped: {e}")
+    with _timed(times, "evaluate"):
+        scores = evaluate_stage(run.path, compute_erl=True)
+        base = naive_baseline(run)
     from .report import report
 
     with _timed(times, "report"):
