@@ -83,7 +83,8 @@ def naive_synapses(out: Path, cluster) -> dict:
     del pred
     # the same detection settings as the network's, at the naive map's own threshold (0.5 by construction)
     synapses_stage(dest, cleft="naive_pred", output="naive_cleft_labels", min_size_vx=pipeline.SYNAPSE_MIN_SIZE_VX,
-                   cluster=cluster, say=lambda m: None, force=True)
+                   min_partner_weight=pipeline.SYNAPSE_MIN_PARTNER_WEIGHT, cluster=cluster, say=lambda m: None,
+                   force=True)
     syn = run.read_table("synapses")
     both = syn[(syn["pre_id"] != 0) & (syn["post_id"] != 0)]  # as the graph stage builds edges
     scores = evaluate_tables(pred_synapses=syn, gt_synapses=src.read_table("gt_synapses"),

@@ -531,11 +531,13 @@ def segment_stage(run_path, *, model_dir=None, threshold: float | None = None, p
 
 
 # ---------------------------------------------------------------------- synapses, graph
-#: Cleft probability threshold and smallest cleft (voxels) for the shipped synapse
-#: network, chosen on a validation volume (train preset, seed 900), never on the eval
-#: set: synapse F1 0.074 at (0.5, 20) -> 0.116 at (0.95, 100), recall 0.52 -> 0.48.
+#: Cleft probability threshold, smallest cleft (voxels) and the weight a partner
+#: needs (`min_partner_weight`) for the shipped synapse network, chosen on a
+#: validation volume (train preset, seed 900), never on the eval set: synapse F1
+#: 0.074 at (0.5, 20, 10) -> 0.116 at (0.95, 100, 10) -> 0.177 at (0.95, 100, 50).
 SYNAPSE_THRESHOLD = 0.95
 SYNAPSE_MIN_SIZE_VX = 100
+SYNAPSE_MIN_PARTNER_WEIGHT = 50.0
 
 
 def synapses_pipeline_stage(run_path, *, model_dir=None, threshold: float | None = None, predict: bool = True,
@@ -568,6 +570,7 @@ def synapses_pipeline_stage(run_path, *, model_dir=None, threshold: float | None
                                        workers=cluster.workers, on_block_done=on_block_done)
                 say(f"predict synapses: {res.n_blocks} blocks in {res.seconds:.1f} s -> volume.zarr/synapse_pred")
     options.setdefault("min_size_vx", SYNAPSE_MIN_SIZE_VX)
+    options.setdefault("min_partner_weight", SYNAPSE_MIN_PARTNER_WEIGHT)
     return synapses_stage(run.path, threshold=SYNAPSE_THRESHOLD if threshold is None else threshold,
                           cluster=cluster, progress=on_block_done, say=say, **options)
 
