@@ -9,7 +9,6 @@ with ``weights_only=True``), ``model.json`` (architecture and training summary),
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 

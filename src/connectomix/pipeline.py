@@ -36,8 +36,6 @@ def gaussian_context_vx(sigma) -> Coordinate:
 
 def gaussian_kernel(block: Block, inputs, *, sigma, output: str, input: str) -> dict:
     """Smooth one block: a 3D Gaussian in float32, rounded back to the input dtype."""
-    from scipy import ndimage
-
     vol = inputs[input]
     data = _gaussian(vol.data, sigma)
     return {output: Volume(data, voxel_size=vol.voxel_size, offset=vol.offset)}
@@ -548,20 +546,16 @@ def synapses_pipeline_stage(run_path, *, model_dir=None, threshold: float | None
     written from ground truth).
     """
     from .models import predict_synapses
-    from .synapses import synapses_stage
+    from .synapses import require_segmentation, synapses_stage
 
     run = Run(run_path)
-    if "segmentation" not in run.arrays():
-        from .errors import VolumeNotFoundError
-
-        raise VolumeNotFoundError(f"run {run.path} has no 'segmentation' array: the `segment` stage has not run "
-                                  f"(run `connectomix segment {run.path}` first)")
+    require_segmentation(run)  # before the (costly) prediction
     if predict:
-        from .synapses._stage import _token
+        from .volume import write_token
 
         src = run.input_name()
         # its own stage name (not in STAGE_ORDER): re-predicting must not invalidate `segment`
-        cfg = {"model": str(model_dir or "shipped"), "input": src, "input_token": _token(run.open(src))}
+        cfg = {"model": str(model_dir or "shipped"), "input": src, "input_token": write_token(run.open(src))}
         with run.stage("predict_synapses", cfg) as st:
             if st.skipped:
                 say("predict synapses: already done with this model and input, skipped")

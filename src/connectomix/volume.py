@@ -37,6 +37,7 @@ __all__ = [
     "VolumeRef",
     "open_volume",
     "create_volume",
+    "write_token",
     "mark_complete",
     "is_complete",
     "DEFAULT_COMPRESSION",
@@ -320,6 +321,26 @@ def _open_group(path: str, mode: str):
         return zarr.open_group(path, mode=mode)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError if hasattr(zarr.errors, "GroupNotFoundError") else FileNotFoundError) as e:
         raise VolumeNotFoundError(f"no OME-Zarr image at {path}") from e
+
+
+def write_token(vol: Volume):
+    """What changes when a stored array is written anew: ``[engine token, metadata mtime]``.
+
+    The block engine leaves a token on every array it writes; the mtime of the
+    level's ``zarr.json`` also catches arrays written some other way (imports, the
+    generator). Stages put it in their configuration so that a rewritten input
+    re-runs them. ``None`` for an in-memory Volume.
+    """
+    import zarr
+
+    if vol.path is None:
+        return None
+    token = zarr.open_group(str(vol.path), mode="r").attrs.get("connectomix", {}).get("token")
+    try:
+        stamp = os.stat(Path(vol.path) / f"s{vol.level}" / "zarr.json").st_mtime_ns
+    except OSError:
+        stamp = None
+    return [token, stamp]
 
 
 def open_volume(path, *, mode: str = "r", level: int = 0, require_complete: bool = True) -> Volume:

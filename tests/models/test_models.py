@@ -7,7 +7,7 @@ torch = pytest.importorskip("torch")  # the 'ml' extra; CI installs it
 
 from connectomix.models import DEFAULT_OFFSETS, UNet3D, affinity_loss, load_model, predict_affinities, predict_array, train
 from connectomix.run import Run
-from connectomix.testing import blobs, random_volume, stored_volume
+from connectomix.testing import blobs, stored_volume
 from connectomix.volume import open_volume
 
 
@@ -43,6 +43,7 @@ def test_training_learns_resumes_and_predicts_blockwise(tmp_path):
     d = tmp_path / "model"
     s1 = train(d, vols, val, iterations=30, patch=(8, 32, 32), features=4, validate_every=10,
                checkpoint_every=10, threads=1, log=lambda m: None)
+    assert s1["iterations"] == 30
     hist = [l.split(",") for l in (d / "log.csv").read_text().splitlines()[1:]]
     vals = [float(h[2]) for h in hist if h[2]]
     assert vals[-1] < vals[0] < 0.75  # it learns

@@ -36,6 +36,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ConfigError, TableFormatError, TableNotFoundError
+from ..volume import write_token
 
 __all__ = ["GraphResult", "graph_stage", "build_edges", "segment_statistics", "connectome_from_run",
            "NEURON_GEOMETRY"]
@@ -283,18 +284,6 @@ def _check_synapses(con, roi) -> int:
     return n
 
 
-def _segmentation_token(run, name: str):
-    import zarr
-
-    path = run.volume_path(name)
-    token = zarr.open_group(str(path), mode="r").attrs.get("connectomix", {}).get("token")
-    try:
-        stamp = os.stat(path / "s0" / "zarr.json").st_mtime_ns
-    except OSError:
-        stamp = None
-    return [token, stamp]
-
-
 # ----------------------------------------------------------------------------- driver
 def graph_stage(
     run_path,
@@ -358,7 +347,7 @@ def graph_stage(
             f"(run `connectomix synapses {run.path}` first)"
         )
     has_seg = segmentation in run.arrays()
-    seg_token = _segmentation_token(run, segmentation) if has_seg else None
+    seg_token = write_token(run.open(segmentation)) if has_seg else None
     cfg = {"min_score": float(min_score), "min_synapses": int(min_synapses),
            "segmentation": segmentation if has_seg else None, "segmentation_token": seg_token}
     previous = run.read_config().get("graph", {})

@@ -46,7 +46,6 @@ def affinity_loss(logits, target, mask):
     weight of a channel so the network cannot ignore membranes. A network that
     outputs 0.5 everywhere scores ln 2 = 0.693.
     """
-    import torch
     import torch.nn.functional as F
 
     pos = (target * mask).sum(dim=(0, 2, 3, 4), keepdim=True)

@@ -66,11 +66,8 @@ class UNet3D(nn.Module):
         }
         n = len(self.downsample)
         chans = [features * 2**i for i in range(n + 1)]
-        # in-plane kernels while the level is still anisotropic
-        kernels = []
-        zf = 1
-        for level in range(n + 1):
-            kernels.append((1, 3, 3) if level < 1 else (3, 3, 3))
+        # in-plane kernels at the top level (still anisotropic), 3D below
+        kernels = [(1, 3, 3) if level < 1 else (3, 3, 3) for level in range(n + 1)]
         self.encoders = nn.ModuleList()
         self.pools = nn.ModuleList()
         cin = in_channels

@@ -60,7 +60,7 @@ from ..config import ClusterConfig
 from ..errors import ConfigError, ConnectomixError, VolumeError
 from ..geometry import Coordinate
 from ..run import Run
-from ..volume import Volume, create_volume
+from ..volume import Volume, create_volume, write_token
 from ._affinities import NEAREST_OFFSETS, quantize
 from ._agglomerate import agglomerate_graph, canonical_segments
 from ._config import SegmentConfig
@@ -238,7 +238,7 @@ def segment_affinities(
     spatial = tuple(aff.spatial_shape)
     chunks = tuple(aff.chunks[1:]) if aff.chunks else tuple(min(s, c) for s, c in zip(spatial, (32, 128, 128)))
     block_vx = _block_shape(cfg, spatial, chunks)
-    stage_cfg = cfg.to_dict() | {"input_shape": list(aff.shape), "input_token": _token(aff)}
+    stage_cfg = cfg.to_dict() | {"input_shape": list(aff.shape), "input_token": write_token(aff)}
     with run.stage("segment", stage_cfg, force=force) as st:
         if st.skipped:
             logger.info("segment: already done with this configuration, skipped")
@@ -261,7 +261,7 @@ def _segment(run: Run, cfg: SegmentConfig, aff: Volume, chunks, block_vx, cluste
     seg_out = _output(run.volume_path(cfg.segmentation), **layout)
     common = dict(total_shape=spatial, volume_offset=tuple(aff.offset), config=cfg)
     # done-records of an interrupted run count only for the same input array
-    task_cfg = cfg.to_dict() | {"input_token": _token(aff)}
+    task_cfg = cfg.to_dict() | {"input_token": write_token(aff)}
     block_shape = Coordinate(block_vx) * vs
     ctx_a = Coordinate(seed_context_vx(cfg.seed_sigma, cfg.seed_radius)) * vs
     ctx_b = Coordinate((cfg.grow_steps + 2,) * 3) * vs
@@ -335,15 +335,6 @@ def _global_step(run: Run, scratch: Run, cfg: SegmentConfig):
              segment=np.r_[np.uint64(0), segment_of[frag_of]])
     stats = {"n_fragments": n, "n_segments": int(segment_of.max(initial=0)), "n_edges": len(g["u"])}
     return path, stats
-
-
-def _token(vol: Volume):
-    """The write token the block engine left on an array (changes when it is rewritten)."""
-    import zarr
-
-    if vol.path is None:
-        return None
-    return zarr.open_group(vol.path, mode="r").attrs.get("connectomix", {}).get("token")
 
 
 def _parts(scratch: Run, name: str):

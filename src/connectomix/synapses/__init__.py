@@ -14,10 +14,11 @@ from ._detect import detect_synapses
 from ._ideal import PREDICTION_CHANNELS, ideal_predictions, write_ideal_predictions
 from ._kernels import SYNAPSE_TABLE_COLUMNS, assign_partners, merge_nearby
 from ._naive import naive_predictions
-from ._stage import SynapseResult, synapses_stage
+from ._stage import SynapseResult, require_segmentation, synapses_stage
 
 __all__ = [
     "synapses_stage",
+    "require_segmentation",
     "SynapseResult",
     "detect_synapses",
     "ideal_predictions",

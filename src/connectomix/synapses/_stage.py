@@ -23,7 +23,6 @@ on the driver, then the instance ids. Blocks read their segmentation with
 from __future__ import annotations
 
 import functools
-import os
 import shutil
 import time
 import uuid
@@ -38,7 +37,7 @@ from ..config import ClusterConfig
 from ..errors import ConfigError, ConnectomixError, VolumeError, VolumeNotFoundError
 from ..geometry import Coordinate
 from ..run import Run
-from ..volume import Volume, create_volume
+from ..volume import Volume, create_volume, write_token
 from ._detect import check_options, context_vx
 from ._kernels import block_tables, cleft_probability, merge_tables, relabel_block
 
@@ -131,6 +130,15 @@ def labels_kernel(block: Block, inputs, *, mapping: str, output: str, prob_chann
 
 
 # ----------------------------------------------------------------------------- driver
+def require_segmentation(run: Run, segmentation: str = "segmentation") -> None:
+    """Refuse a run without its segmentation, naming the stage that makes it."""
+    if segmentation not in run.arrays():
+        raise VolumeNotFoundError(
+            f"run {run.path} has no '{segmentation}' array: the `segment` stage has not run "
+            f"(run `connectomix segment {run.path}` first); synapse partners are read from the segmentation"
+        )
+
+
 def synapses_stage(
     run_path,
     *,
@@ -220,12 +228,8 @@ def synapses_stage(
     check_options(threshold=threshold, connectivity=connectivity, max_partner_nm=max_partner_nm,
                   min_size_vx=min_size_vx, partner_fraction=partner_fraction, min_partner_weight=min_partner_weight,
                   merge_distance_nm=merge_distance_nm)
+    require_segmentation(run, segmentation)
     arrays = run.arrays()
-    if segmentation not in arrays:
-        raise VolumeNotFoundError(
-            f"run {run.path} has no '{segmentation}' array: the `segment` stage has not run "
-            f"(run `connectomix segment {run.path}` first); synapse partners are read from the segmentation"
-        )
     vectors = cleft if vectors is None else vectors
     for name in dict.fromkeys((cleft, vectors)):
         if name not in arrays:
@@ -249,7 +253,7 @@ def synapses_stage(
                    vector_scale_nm=float(vector_scale_nm))
     stage_cfg = dict(cleft=cleft, vectors=vectors, segmentation=segmentation, output=output, **options,
                      block_shape=list(block_vx),
-                     inputs={n: _token(run.open(n)) for n in dict.fromkeys((cleft, vectors, segmentation))})
+                     inputs={n: write_token(run.open(n)) for n in dict.fromkeys((cleft, vectors, segmentation))})
     with run.stage("synapses", stage_cfg, force=force) as st:
         if st.skipped:
             say("synapses: already done with this configuration, skipped")
@@ -373,20 +377,6 @@ def _stored_scale(vol: Volume, name: str) -> float:
                 raise VolumeError(f"'{name}': attribute vector_scale_nm must be a number, "
                                   f"got {holder['vector_scale_nm']!r}") from None
     return 1.0
-
-
-def _token(vol: Volume):
-    """What changes when an array is written anew: the block engine's token and the metadata's mtime."""
-    import zarr
-
-    if vol.path is None:
-        return None
-    token = zarr.open_group(vol.path, mode="r").attrs.get("connectomix", {}).get("token")
-    try:
-        stamp = os.stat(Path(vol.path) / f"s{vol.level}" / "zarr.json").st_mtime_ns
-    except OSError:
-        stamp = None
-    return [token, stamp]
 
 
 def _block_shape(block_shape, spatial, chunks) -> tuple:
