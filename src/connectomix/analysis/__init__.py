@@ -24,7 +24,7 @@ from ._motifs import (
 )
 from ._pathways import layers, reachability, shortest_path, shortest_paths
 from ._read import detect_edge_format, read_edge_list, read_table
-from ._robustness import default_statistics, perturb, robustness
+from ._robustness import active_neurons, default_statistics, perturb, robustness
 from ._summary import clustering, degrees, reciprocity, summary
 
 __all__ = [
@@ -60,6 +60,7 @@ __all__ = [
     "perturb",
     "robustness",
     "default_statistics",
+    "active_neurons",
     "read_edge_list",
     "detect_edge_format",
     "read_table",

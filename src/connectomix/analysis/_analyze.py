@@ -80,8 +80,10 @@ def analyze(
     n_perturb : int
         Perturbed copies for the error-aware statistics (0 skips them).
     error_rates : dict, optional
-        ``dropout``, ``spurious``, ``merge``, ``split`` for :func:`robustness`;
-        default 0.1, 0.05, 0.01, 0.01.
+        ``dropout``, ``spurious``, ``merge``, ``split`` (and optionally
+        ``size_unit``) for :func:`robustness`; default 0.1, 0.05, 0.01, 0.01.
+        ``connectomix evaluate`` measures them (``error_*`` fields). The
+        statistics are over neurons with at least one synapse of ``kind``.
     error_mode : {"forward", "inverse"}
         ``"forward"``: stability of each statistic under such errors; ``"inverse"``:
         the connectome is a reconstruction with these (measured) error rates, and
@@ -219,8 +221,10 @@ def analyze(
             "error_rates": rates,
             "mode": error_mode,
             "n_perturbed": n_perturb,
+            "neurons": f"statistics over the neurons with at least one {kind} synapse (isolated neurons and "
+                       "fragments without synapses left out); the errors act on every neuron",
             "statistics": {s: {k: r[k] for k in ("observed", "mean", "std", "ci_low", "ci_high",
-                                                 "observed_in_ci")}
+                                                 "observed_in_ci", "identified")}
                            for s, r in rob.iterrows()},
         }
     tables = []

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..errors import RunDirectoryError, VolumeError
 from ._alignment import alignment_residuals, section_ncc
 from ._contingency import contingency_table
@@ -76,6 +78,10 @@ def evaluate_arrays(
         Flat ``name -> number``: ``voi_split``, ``voi_merge``, ``voi``,
         ``rand_error``, ``rand_precision``, ``rand_recall``, ``n_split_objects``,
         ``n_split_errors``, ``n_merged_segments``, ``n_merge_errors``,
+        ``error_split``, ``error_merge``, ``error_size_unit_vx`` (the split and
+        merge rates of :func:`connectomix.analysis.perturb` and their unit),
+        ``n_pieces_mean``, ``n_pieces_median``, ``n_pieces_p90``, ``n_pieces_max``
+        (pieces per true neuron), ``largest_piece_fraction_median``,
         ``erl_nm``, ``max_erl_nm``, ``erl_fraction``, ``skeleton_length_nm``,
         ``cleft_*``, ``ncc_*``, ``alignment_*``, for the inputs given.
 
@@ -131,6 +137,7 @@ def _score_segmentation(
         n_merged_segments=sm.n_merged_segments, n_merge_errors=sm.n_merge_errors,
         n_voxels_scored=table.n_voxels, n_voxels_ignored=table.n_ignored,
     )
+    out.update(_error_model_fields(sm, table.n_voxels))
     if compute_erl:
         skel = gt_skeletons
         if skel is None:
@@ -144,6 +151,36 @@ def _score_segmentation(
             erl_n_merged_segments=erl.n_merged_segments,
         )
     return out, table
+
+
+def _error_model_fields(sm, n_voxels: int) -> dict:
+    """Split and merge rates as :func:`connectomix.analysis.perturb` defines them.
+
+    ``error_split``: extra pieces per true neuron (cuts), ``n_split_errors /
+    n_gt_objects``; ``error_merge``: merge events per true neuron, ``n_merge_errors /
+    n_gt_objects`` (each fuses one more piece into a segment); both per
+    ``error_size_unit_vx``, the mean true neuron's voxels, their unit. Also the
+    distribution of pieces per true neuron (``n_pieces_*``, objects with no piece of
+    ``min_overlap_vx`` left out) and the largest piece's share of its neuron
+    (``largest_piece_fraction_median``).
+    """
+    n_gt = len(sm.gt_objects)
+    pieces = np.asarray(sm.gt_objects["n_pieces"], dtype=np.int64)
+    pieces = pieces[pieces > 0]
+    has = np.asarray(sm.gt_objects["n_pieces"]) > 0
+    largest = (np.asarray(sm.gt_objects["largest_piece_vx"], np.float64)[has]
+               / np.maximum(np.asarray(sm.gt_objects["size_vx"], np.float64)[has], 1.0))
+    out = dict(
+        error_split=sm.n_split_errors / n_gt if n_gt else math.nan,
+        error_merge=sm.n_merge_errors / n_gt if n_gt else math.nan,
+        error_size_unit_vx=n_voxels / n_gt if n_gt else math.nan,
+        n_pieces_mean=float(pieces.mean()) if pieces.size else math.nan,
+        n_pieces_median=float(np.median(pieces)) if pieces.size else math.nan,
+        n_pieces_p90=float(np.quantile(pieces, 0.9)) if pieces.size else math.nan,
+        n_pieces_max=int(pieces.max()) if pieces.size else 0,
+        largest_piece_fraction_median=float(np.median(largest)) if largest.size else math.nan,
+    )
+    return out
 
 
 def _ncc_fields(n) -> dict:
@@ -207,7 +244,10 @@ def evaluate_tables(
     Returns
     -------
     dict
-        Flat ``name -> number``.
+        Flat ``name -> number``: ``synapse_*`` and ``edge_*`` scores, and the
+        synapse error rates of :func:`connectomix.analysis.perturb`:
+        ``error_dropout`` (1 - synapse recall) and ``error_spurious`` (predicted
+        synapses without a true match, per true synapse).
 
     Raises
     ------
@@ -232,6 +272,9 @@ def evaluate_tables(
             synapse_detection_precision=d.precision, synapse_detection_recall=d.recall,
             synapse_detection_f1=d.f1,
             synapse_pred_to_gt_nm=s.mean_pred_to_gt_nm, synapse_gt_to_pred_nm=s.mean_gt_to_pred_nm,
+            # rates as connectomix.analysis.perturb defines them
+            error_dropout=1.0 - s.recall if s.n_gt else math.nan,
+            error_spurious=(s.n_pred - s.n_matched) / s.n_gt if s.n_gt else math.nan,
         )
         if pred_edges is None:
             pred_edges = edges_from_synapses(pred_synapses, weight=weight)

@@ -64,7 +64,8 @@ class SplitMergeErrors:
     n_merge_errors : int
         Fusions: the sum over segments of (objects - 1).
     gt_objects : DataFrame
-        ``gt_id, size_vx, n_pieces, split`` for every ground-truth object.
+        ``gt_id, size_vx, n_pieces, split, largest_piece_vx`` for every ground-truth
+        object (``largest_piece_vx``: voxels of its largest piece, 0 without one).
     segments : DataFrame
         ``segment_id, size_vx, n_gt, merged`` for every predicted segment other than 0.
     """
@@ -294,7 +295,10 @@ def split_merge_errors(
     strong = (t.counts >= min_overlap_vx) & (t.segment_ids != 0)
     n_pieces = np.bincount(gi[strong], minlength=gt_u.size)
     n_gt = np.bincount(si[strong], minlength=seg_u.size)
-    gt_df = pd.DataFrame({"gt_id": gt_u, "size_vx": gt_sizes, "n_pieces": n_pieces, "split": n_pieces >= 2})
+    largest = np.zeros(gt_u.size, np.int64)
+    np.maximum.at(largest, gi[strong], t.counts[strong].astype(np.int64))
+    gt_df = pd.DataFrame({"gt_id": gt_u, "size_vx": gt_sizes, "n_pieces": n_pieces, "split": n_pieces >= 2,
+                          "largest_piece_vx": largest})
     nonzero = seg_u != 0
     seg_df = pd.DataFrame(
         {"segment_id": seg_u[nonzero], "size_vx": seg_sizes[nonzero], "n_gt": n_gt[nonzero],
