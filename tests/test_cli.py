@@ -236,6 +236,41 @@ def test_analyze_bad_input(tmp_path):
         assert any(m in lines[0] for m in match.split("|")), lines[0]
 
 
+def test_analyze_with_measured_error_rates_gives_intervals_for_the_error_free_graph(tmp_path):
+    import json
+
+    from connectomix.testing import toy_connectome
+
+    c = toy_connectome()
+    c.edges.rename(columns={"n_synapses": "weight"}).to_csv(tmp_path / "e.csv", index=False)
+    # an evaluation.json as `connectomix evaluate` writes it (other fields ignored)
+    (tmp_path / "evaluation.json").write_text(json.dumps(
+        {"voi": 1.0, "error_dropout": 0.2, "error_spurious": 0.1, "error_split": 0.3, "error_merge": 0.05}))
+    r = _cli("analyze", "--edges", str(tmp_path / "e.csv"), "--out", str(tmp_path / "a"), "--n-null", "3",
+             "--n-perturb", "4", "--error-rates", str(tmp_path / "evaluation.json"))
+    assert r.returncode == 0, r.stderr
+    rob = json.loads((tmp_path / "a" / "analysis.json").read_text())["robustness"]
+    assert rob["mode"] == "inverse"
+    assert {k: rob["error_rates"][k] for k in ("dropout", "spurious", "split", "merge")} == \
+        {"dropout": 0.2, "spurious": 0.1, "split": 0.3, "merge": 0.05}
+    n = rob["statistics"]["n_synapses"]
+    assert n["ci_low"] <= n["ci_high"]
+    # bad rate files: one clear line each, nothing written
+    (tmp_path / "half.json").write_text(json.dumps({"dropout": 0.1}))
+    (tmp_path / "neg.json").write_text(json.dumps({"dropout": -1, "spurious": 0, "split": 0, "merge": 0}))
+    (tmp_path / "junk.json").write_text("{not json")
+    for name, match in [("half.json", "no 'spurious'"), ("neg.json", "'dropout'.*>= 0"), ("junk.json", "not readable JSON"),
+                        ("missing.json", "does not exist")]:
+        r = _cli("analyze", "--edges", str(tmp_path / "e.csv"), "--out", str(tmp_path / name), "--n-null", "3",
+                 "--error-rates", str(tmp_path / name))
+        lines = [l for l in r.stderr.splitlines() if l.strip()]
+        assert r.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+        import re
+
+        assert re.search(match, lines[0]), lines[0]
+        assert not (tmp_path / name).is_dir()
+
+
 def test_segment_and_evaluate_a_run(tmp_path):
     import json
 

@@ -213,7 +213,7 @@ def synth(
 def segment(
     run: Path = typer.Argument(..., help="Run directory."),
     model: Optional[Path] = typer.Option(None, "--model", help="Model directory (default: the shipped model)."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Agglomeration threshold (mean affinity)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Agglomeration threshold (mean affinity); default 0.45, chosen for the shipped model."),
     predict: bool = typer.Option(True, "--predict/--no-predict", help="Predict affinities first, or use the run's."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda for the prediction."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (default: local)."),
@@ -459,10 +459,23 @@ def analyze(
     n_null: int = typer.Option(100, "--n-null", help="Null networks for motif z-scores and the rich club."),
     n_perturb: int = typer.Option(20, "--n-perturb", help="Perturbed copies for error-aware statistics (0 = skip)."),
     seed: int = typer.Option(0, "--seed", help="Seed of every random step."),
+    error_rates: Optional[Path] = typer.Option(
+        None, "--error-rates",
+        help="Reconstruction error rates for the error-aware statistics: an evaluation.json from "
+             "`connectomix evaluate` (error_* fields) or JSON with dropout, spurious, merge, split."),
+    error_mode: Optional[str] = typer.Option(
+        None, "--error-mode",
+        help="inverse: intervals estimate the error-free values (default with --error-rates); "
+             "forward: stability under such errors (default otherwise)."),
 ):
     """Analyse a connectome: motifs, hubs, rich club, modules, pathways, dynamics, error-aware statistics."""
     from .errors import ConfigError
-    from .pipeline import analyze_stage, load_connectome
+    from .pipeline import analyze_stage, error_rates_from, load_connectome
+
+    if error_mode not in (None, "forward", "inverse"):
+        raise ConfigError(f"--error-mode must be forward or inverse, got {error_mode!r}")
+    rates = None if error_rates is None else error_rates_from(error_rates)
+    mode = error_mode or ("inverse" if rates is not None else "forward")
 
     c = load_connectome(run=run, edges=edges, nodes=nodes, dataset=dataset, ground_truth=ground_truth,
                         pre=pre, post=post, weight=weight, self_loops=self_loops)
@@ -470,11 +483,16 @@ def analyze(
         if run is None:
             raise ConfigError("--out DIR is required with --edges or --dataset")
         out = Path(run) / "analysis"
-    res = analyze_stage(c, out, kind=edge_kind, n_null=n_null, n_perturb=n_perturb, seed=seed, run=run)
+    res = analyze_stage(c, out, kind=edge_kind, n_null=n_null, n_perturb=n_perturb, seed=seed, run=run,
+                        error_rates=rates, error_mode=mode)
     _say(
         f"{c.name}: {res['n_neurons']} neurons, {res['n_edges']} edges, {res['n_synapses']} synapses, "
         f"reciprocity {res['reciprocity']:.3f}, largest SCC {res['largest_scc']}"
     )
+    rob = res.get("robustness")
+    if rob and mode == "inverse":
+        _say(f"error-aware statistics ({n_perturb} perturbations, inverse mode): intervals for the error-free "
+             "values in analysis.json -> robustness")
     _say(f"results in {out}/analysis.json, tables/ and figures/")
 
 
