@@ -38,6 +38,9 @@ def main(argv=None):
         state = torch.load(src / ("best.pt" if args.weights == "best" else "model.pt"), map_location="cpu",
                            weights_only=True)
     torch.save({k: v.float().contiguous() for k, v in state.items()}, dst / "model.pt")
+    if args.weights == "best" and meta.get("best_iteration") is not None:
+        meta["trained_iterations"] = meta["iterations"]
+        meta["iterations"] = int(meta["best_iteration"])  # the weights shipped are from this iteration
     meta["name"] = f"connectomix-{args.task}-{meta['iterations']}"
     meta["weights"] = args.weights
     meta.setdefault("voxel_size", list(meta.get("data", {}).get("voxel_size", [40, 8, 8])))

@@ -34,7 +34,8 @@ def _trainer(task, vols, val, out, args):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     train(out, vols, val, iterations=args.iterations, device=args.device, patch=tuple(args.patch),
           batch_size=args.batch_size, lr=args.lr, features=args.features, task=task,
-          checkpoint_every=args.checkpoint_every, validate_every=args.validate_every, n_val_patches=16,
+          checkpoint_every=args.checkpoint_every, validate_every=args.validate_every, n_val_patches=args.val_patches,
+          schedule=args.schedule, warmup=args.warmup,
           seed=0 if task == "affinities" else 1, workers=args.workers, max_seconds=args.minutes * 60,
           init="shipped" if args.init_shipped else None,
           log=lambda m: print(f"[{task}] {m}", flush=True),
@@ -47,7 +48,7 @@ def _mirror(work: Path, out: Path):
     for name in DIRS.values():
         src, dst = work / name, out / name
         dst.mkdir(parents=True, exist_ok=True)
-        for f in ("checkpoint.pt", "model.json", "log.csv"):
+        for f in ("checkpoint.pt", "best.pt", "model.json", "log.csv"):
             if (src / f).exists():
                 tmp = out / f".{name}-{f}.tmp"
                 shutil.copyfile(src / f, tmp)
@@ -98,6 +99,10 @@ def main(argv=None):
     p.add_argument("--checkpoint-every", type=int, default=400)
     p.add_argument("--validate-every", type=int, default=200)
     p.add_argument("--tasks", nargs="+", default=["affinities", "synapses"])
+    p.add_argument("--schedule", choices=("constant", "cosine"), default="cosine",
+                   help="learning rate: constant, or cosine decay over --minutes")
+    p.add_argument("--warmup", type=int, default=200, help="iterations of linear learning-rate warm-up")
+    p.add_argument("--val-patches", type=int, default=32)
     p.add_argument("--init-shipped", action="store_true", help="start from the shipped weights (fresh optimiser)")
     args = p.parse_args(argv)
 

@@ -66,20 +66,58 @@ def predict_synapse_array(raw: np.ndarray, model, factor) -> np.ndarray:
     return y
 
 
+def _resize(x: np.ndarray, shape) -> np.ndarray:
+    """Linear resampling of a (Z, Y, X) array to ``shape``, pixel edges aligned."""
+    from skimage.transform import resize
+
+    if tuple(x.shape) == tuple(shape):
+        return x
+    return resize(x, shape, order=1, mode="edge", anti_aliasing=False, preserve_range=True).astype(np.float32)
+
+
+def at_model_resolution(raw: np.ndarray, scale, predict) -> np.ndarray:
+    """Run ``predict`` on ``raw`` resampled to the model's voxel size, and bring its output back.
+
+    ``scale`` is the data's voxel size over the model's, per axis (z y x): 0.75 means
+    the data's voxels are smaller, so the array shrinks by that factor (after a
+    Gaussian anti-aliasing filter) before the network sees it. Each output channel
+    is resampled linearly back to ``raw``'s shape.
+    """
+    from scipy import ndimage
+
+    target = tuple(max(1, int(round(n * k))) for n, k in zip(raw.shape, scale))
+    x = raw.astype(np.float32)
+    sigma = [max(0.0, (1.0 / k - 1.0) / 2.0) for k in scale]
+    if any(s > 0 for s in sigma):
+        x = ndimage.gaussian_filter(x, sigma, mode="nearest")
+    y = predict(_resize(x, target))
+    return np.stack([_resize(c, raw.shape) for c in y])
+
+
 def predict_block(block: Block, inputs, *, model_dir: str | None, device: str = "cpu", input: str = "raw",
-                  task: str = "affinities", output: str = "affinities", threads: int | None = None) -> dict:
-    """Predict one block over its write region: uint8 affinities, or float16 synapse maps."""
+                  task: str = "affinities", output: str = "affinities", threads: int | None = None,
+                  scale=None) -> dict:
+    """Predict one block over its write region: uint8 affinities, or float16 synapse maps.
+
+    ``scale`` (data voxel size / model voxel size, z y x) resamples the block to the
+    model's resolution and the prediction back (:func:`at_model_resolution`).
+    """
     if threads:
         import torch
 
         torch.set_num_threads(threads)
     model, meta = _model(model_dir, device, task)
     vol = inputs[input]
+    fn = predict_array if task == "affinities" else predict_synapse_array
+
+    def predict(raw):
+        return fn(raw, model, model.factor)
+
+    y = predict(vol.data) if scale is None else at_model_resolution(vol.data, scale, predict)
     if task == "affinities":
-        aff = predict_array(vol.data, model, model.factor)
-        data = np.rint(aff * 255).astype(np.uint8)
+        data = np.rint(np.clip(y, 0, 1) * 255).astype(np.uint8)
     else:
-        data = predict_synapse_array(vol.data, model, model.factor).astype(np.float16)
+        data = y.astype(np.float16)
     return {output: Volume(data, voxel_size=vol.voxel_size, offset=vol.offset)}
 
 
@@ -128,15 +166,8 @@ def _predict(run, task, output, *, model_dir, input, block_shape_vx, context_vx,
 
             raise ConfigError(f"device {device!r} asked for, but this machine has no CUDA GPU; use device 'cpu'")
     model, meta = load_model(model_dir, task=task)
-    trained = meta.get("voxel_size")
-    if trained is not None and any(abs(a - b) > 0.1 * b for a, b in zip(src.voxel_size, trained)):
-        from ..errors import ModelError
-
-        raise ModelError(
-            f"{run.volume_path(input)} has voxels of {tuple(src.voxel_size)} nm but the {task} model "
-            f"{meta.get('name', model_dir)} was trained on {tuple(trained)} nm (more than 10 % apart): "
-            "resample the volume to the model's voxel size first (automatic resampling is not built yet)"
-        )
+    scale = _resampling(src.voxel_size, meta, task, run.volume_path(input))
+    context_nm = Coordinate(context_vx) * (src.voxel_size if scale is None else Coordinate(meta["voxel_size"]))
     factor = Coordinate(model.factor)
     block = Coordinate(block_shape_vx).min(src.spatial_shape.ceil_div(factor) * factor)
     block = block.ceil_div(factor) * factor
@@ -161,17 +192,42 @@ def _predict(run, task, output, *, model_dir, input, block_shape_vx, context_vx,
     )
     kernel = functools.partial(predict_block, model_dir=None if model_dir is None else str(model_dir),
                                device=device, input=input, task=task, output=output,
-                               threads=_threads_for(workers))
+                               threads=_threads_for(workers), scale=scale)
     return run_blockwise(
         kernel,
         task="predict" if task == "affinities" else "predict-synapses",
-        inputs={input: Input(src.ref(), context=Coordinate(context_vx) * src.voxel_size, boundary="clip")},
+        inputs={input: Input(src.ref(), context=context_nm, boundary="clip")},
         outputs={output: out},
         block_shape=block * src.voxel_size,
         run_dir=run.path,
         scheduler=scheduler,
         workers=workers,
         config={"model": str(model_dir), "task": task, "context": list(context_vx),
-                "iterations": meta.get("iterations")},
+                "iterations": meta.get("iterations"), "scale": None if scale is None else list(scale)},
         on_block_done=on_block_done,
     )
+
+
+#: Voxel sizes within this fraction of the model's are used as they are; others are
+#: resampled, within MAX_RESAMPLING of the model's voxel size per axis.
+VOXEL_SIZE_TOLERANCE = 0.1
+MAX_RESAMPLING = 8.0
+
+
+def _resampling(voxel_size, meta: dict, task: str, where):
+    """``None`` if the data's voxel size is the model's (within 10 %), else data / model per axis."""
+    trained = meta.get("voxel_size")
+    if trained is None:
+        return None
+    ratios = tuple(float(a) / float(b) for a, b in zip(voxel_size, trained))
+    if all(abs(r - 1.0) <= VOXEL_SIZE_TOLERANCE for r in ratios):
+        return None
+    if any(r > MAX_RESAMPLING or r < 1.0 / MAX_RESAMPLING for r in ratios):
+        from ..errors import ModelError
+
+        raise ModelError(
+            f"{where} has voxels of {tuple(voxel_size)} nm but the {task} model {meta.get('name', '')} was "
+            f"trained on {tuple(trained)} nm: more than {MAX_RESAMPLING:g}x apart along an axis, too far to "
+            "resample; train a model at this resolution (`connectomix train`)"
+        )
+    return ratios
