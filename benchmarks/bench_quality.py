@@ -9,7 +9,8 @@ other segment as partner) run on the network's segmentation in a separate run di
 (`<out>/evalN-naive`), so the network's tables and scores stay the reported ones. Also prints
 where the network's edge errors come from (`connectomix.evaluate.edge_error_sources`).
 
-    .venv/bin/python benchmarks/bench_quality.py [--seeds 0 1 2 3 4] [--hard] [--out /tmp/bench-quality]
+    .venv/bin/python benchmarks/bench_quality.py [--seeds 0 1 2 3 4] [--hard] [--voxel-size 30 6 6]
+                                                 [--out /tmp/bench-quality]
 """
 
 import argparse
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 
-def one(out: Path, preset: str, seed: int) -> dict:
+def one(out: Path, preset: str, seed: int, voxel_size=None) -> dict:
     from connectomix import pipeline
     from connectomix.config import ClusterConfig
     from connectomix.synth import synthesize
@@ -30,7 +31,7 @@ def one(out: Path, preset: str, seed: int) -> dict:
     cl = ClusterConfig(scheduler="synchronous")
     t = {}
     t0 = time.perf_counter()
-    run = synthesize(out, preset=preset, seed=seed)
+    run = synthesize(out, preset=preset, seed=seed, voxel_size=voxel_size)
     t["synth"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     pipeline.segment_stage(out, cluster=cl, say=lambda m: None)
@@ -47,6 +48,8 @@ def one(out: Path, preset: str, seed: int) -> dict:
     t0 = time.perf_counter()
     naive = naive_synapses(out, cl)
     t["naive_synapses"] = time.perf_counter() - t0
+    if voxel_size is not None:
+        preset = f"{preset}@{'x'.join(map(str, voxel_size))}nm"
     return {"preset": preset, "seed": seed, "voi_split": s["voi_split"], "voi_merge": s["voi_merge"],
             "voi": s["voi"], "rand_error": s["rand_error"], "baseline_voi": base["voi_split"] + base["voi_merge"],
             "synapse_f1": s.get("synapse_f1"), "synapse_precision": s.get("synapse_precision"),
@@ -97,6 +100,9 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
     p.add_argument("--hard", action="store_true", help="also the hard preset, seed 0")
+    p.add_argument("--voxel-size", type=int, nargs=3, metavar=("Z", "Y", "X"),
+                   help="also the demo volume (seed 0) at the model's voxel size and at this one "
+                        "(resampled to the model's by `segment`): generalisation to another resolution")
     p.add_argument("--out", default="/tmp/bench-quality")
     args = p.parse_args()
     from connectomix.synth import eval_settings_hash
@@ -104,6 +110,9 @@ def main():
     rows = [one(Path(args.out) / f"eval{s}", "eval", s) for s in args.seeds]
     if args.hard:
         rows.append(one(Path(args.out) / "hard0", "hard", 0))
+    if args.voxel_size:
+        rows.append(one(Path(args.out) / "demo0", "demo", 0))
+        rows.append(one(Path(args.out) / "demo0-resampled", "demo", 0, voxel_size=tuple(args.voxel_size)))
     print(f"eval set hash {eval_settings_hash()}")
     cols = ["preset", "seed", "voi_split", "voi_merge", "voi", "rand_error", "baseline_voi", "synapse_f1",
             "synapse_precision", "synapse_recall", "edge_f1", "naive_synapse_f1", "naive_edge_f1", "s_segment",

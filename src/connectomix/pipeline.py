@@ -592,12 +592,14 @@ def segment_stage(run_path, *, model_dir=None, threshold: float | None = None, p
 
 # ---------------------------------------------------------------------- synapses, graph
 #: Cleft probability threshold, smallest cleft (voxels) and the weight a partner
-#: needs (`min_partner_weight`) for the shipped synapse network, chosen on a
-#: validation volume (train preset, seed 900), never on the eval set: synapse F1
-#: 0.074 at (0.5, 20, 10) -> 0.116 at (0.95, 100, 10) -> 0.177 at (0.95, 100, 50).
-SYNAPSE_THRESHOLD = 0.95
+#: needs (`min_partner_weight`) for the shipped networks, chosen on a validation
+#: volume (train preset, seed 900), never on the eval set, by
+#: `benchmarks/tune_synapses.py`: with the segmentation of the shipped affinity
+#: network, synapse F1 0.389 at (0.9, 100, 50) -> 0.435 at (0.95, 100, 50) -> 0.537
+#: at (0.98, 100, 100) (edge F1 0.421 -> 0.466 -> 0.546); the surface is flat near it.
+SYNAPSE_THRESHOLD = 0.98
 SYNAPSE_MIN_SIZE_VX = 100
-SYNAPSE_MIN_PARTNER_WEIGHT = 50.0
+SYNAPSE_MIN_PARTNER_WEIGHT = 100.0
 
 
 def synapses_pipeline_stage(run_path, *, model_dir=None, threshold: float | None = None, predict: bool = True,
