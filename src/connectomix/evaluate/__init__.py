@@ -20,6 +20,7 @@ Ground-truth label 0 means "unlabelled" and is ignored by every metric.
 
 from ._alignment import AlignmentResiduals, SectionNCC, alignment_residuals, ncc_kernel, section_ncc
 from ._contingency import ContingencyTable, contingency_table, pair_counts
+from ._continuity import SectionContinuity, damage_strip, section_continuity
 from ._edges import EDGE_COLUMNS, EdgeScores, edge_scores, edges_from_synapses
 from ._erl import (
     RunLength,
@@ -63,6 +64,9 @@ __all__ = [
     "split_merge_errors",
     "map_segments_to_gt",
     "apply_segment_map",
+    "SectionContinuity",
+    "section_continuity",
+    "damage_strip",
     # skeletons and ERL
     "Skeletons",
     "RunLength",

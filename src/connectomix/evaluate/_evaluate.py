@@ -305,7 +305,11 @@ def evaluate_run(run_path, *, compute_erl: bool = True, max_distance_nm: float =
         (cropped to their common Roi), ``synapses``/``edges`` vs
         ``gt_synapses``/``gt_edges`` (predicted ids mapped to ground truth by
         maximum overlap when both segmentations exist), and the NCC of
-        ``aligned``. Residuals against ``gt_transforms`` are not computed here.
+        ``aligned``, and, where ``gt_section_quality`` lists missing or damaged
+        sections, the fraction of true neurons that stay one segment across them
+        (``continuity_missing``, ``continuity_damaged``, with ``_n`` crossings; see
+        :func:`section_continuity`). Residuals against ``gt_transforms`` are not
+        computed here.
 
     Raises
     ------
@@ -333,6 +337,8 @@ def evaluate_run(run_path, *, compute_erl: bool = True, max_distance_nm: float =
         )
         out.update(fields)
         segment_map = map_segments_to_gt(table=table)
+        if "gt_section_quality" in tables:
+            out.update(_continuity_fields(pred, gt, run.read_table("gt_section_quality")))
     if "gt_synapses" in tables and "synapses" in tables:
         out.update(
             evaluate_tables(
@@ -348,6 +354,27 @@ def evaluate_run(run_path, *, compute_erl: bool = True, max_distance_nm: float =
         )
     if "aligned" in arrays:
         out.update(_ncc_fields(section_ncc(run.open("aligned"))))
+    return out
+
+
+def _continuity_fields(pred, gt, quality) -> dict:
+    """``continuity_missing`` / ``continuity_damaged`` (+ ``_n``): see :func:`section_continuity`."""
+    from ._continuity import damage_strip, section_continuity
+
+    bad = quality[quality["status"] != "ok"]
+    if bad.empty:
+        return {}
+    p, g = pred.to_numpy(), gt.to_numpy()
+    out = {}
+    missing = bad.loc[bad["status"] == "missing", "section"].astype(int).tolist()
+    if missing:
+        c = section_continuity(p, g, missing)
+        out.update(continuity_missing=c.fraction, continuity_missing_n=c.n_crossing)
+    damaged = bad[bad["status"] == "damaged"]
+    if len(damaged):
+        strips = {int(r["section"]): damage_strip(r, g.shape[1:], gt.voxel_size[1:]) for _, r in damaged.iterrows()}
+        c = section_continuity(p, g, list(strips), strips=strips)
+        out.update(continuity_damaged=c.fraction, continuity_damaged_n=c.n_crossing)
     return out
 
 
