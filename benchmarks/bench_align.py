@@ -14,7 +14,11 @@ Methods:
 - itk-elastix / SimpleITK B-spline: listed only when importable (neither is
   installed here).
 
-Usage: python benchmarks/bench_align.py [--sections 12 --size 384 --seed 0]
+``--per-section`` also prints each method's residual per section (median / 95th percentile, px)
+with the distance to the nearest usable section: far from the reference, and beyond missing
+sections, the residual grows (see the notes on issue #5 in the report).
+
+Usage: python benchmarks/bench_align.py [--sections 12 --size 384 --seed 0] [--per-section]
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ def main():
     ap.add_argument("--elastic", type=float, default=8.0)
     ap.add_argument("--missing", type=int, default=2)
     ap.add_argument("--damaged", type=int, default=1)
+    ap.add_argument("--per-section", action="store_true", help="print residuals per section")
     a = ap.parse_args()
 
     from connectomix.align import RegisterSettings, register_stack
@@ -78,6 +83,7 @@ def main():
     qual = out["section_quality"]
     ok = qual.index[qual.status == "ok"].tolist()
     rows = []
+    per_sec = []
 
     def score(name, fn):
         tracemalloc.start()
@@ -86,8 +92,10 @@ def main():
         dt = time.perf_counter() - t
         peak = tracemalloc.get_traced_memory()[1] / 2**20
         tracemalloc.stop()
-        r = transform_residuals(g, out["transforms"], s.voxel_size, sections=ok)["all"]
+        res = transform_residuals(g, out["transforms"], s.voxel_size, sections=ok)
+        r = res["all"]
         rows.append((name, r.median_nm, r.p95_nm, r.max_nm, dt, dt / a.sections, peak, extra))
+        per_sec.append((name, res["per_section"]))
 
     def cx(elastic):
         def f():
@@ -111,6 +119,14 @@ def main():
     print(f"{'method':32s} {'median':>7s} {'p95':>7s} {'max':>7s} {'time s':>7s} {'s/sect':>7s} {'peak MiB':>8s}  notes")
     for n, med, p95, mx, dt, per, peak, extra in rows:
         print(f"{n:32s} {med:7.2f} {p95:7.2f} {mx:7.2f} {dt:7.1f} {per:7.2f} {peak:8.0f}  {extra}")
+    if a.per_section:
+        usable = [z for z in range(a.sections) if z not in set(out["missing"])]
+        print(f"\nper section (median / 95th px); gap = sections to the nearest usable neighbour, ref = {ref}")
+        print(f"{'method':32s} " + " ".join(f"{'z' + str(z) + ' gap' + str(min(abs(z - u) for u in usable if u != z)):>12s}"
+                                            for z in ok))
+        for name, d in per_sec:
+            print(f"{name:32s} " + " ".join(f"{d[z].median_nm:5.2f}/{d[z].p95_nm:5.2f} " if z in d else f"{'-':>12s}"
+                                            for z in ok))
 
 
 if __name__ == "__main__":
