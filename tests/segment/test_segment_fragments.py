@@ -153,3 +153,32 @@ def test_seed_map_and_growth_are_local(seed, corner):
     inner = tuple(slice(w.start - r.start, w.stop - r.start) for w, r in zip(write, read))
     part = grow(np.ascontiguousarray(seeds[read]), q[(slice(None),) + read], **grow_kw)
     np.testing.assert_array_equal(part[inner], whole[write])
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 5), (1, 4, 1), (3, 1, 1), (2, 3, 4), (5, 7, 6)])
+def test_mean_affinity_is_the_sum_over_the_count_of_edges(shape):
+    q = np.random.default_rng(3).integers(0, LEVELS + 1, (3,) + shape).astype(np.uint16)
+    total = np.zeros(shape, np.int64)
+    count = np.zeros(shape, np.int64)
+    for d in range(3):
+        hi = (slice(None),) * d + (slice(1, None),)
+        lo = (slice(None),) * d + (slice(None, -1),)
+        for side in (hi, lo):
+            total[side] += q[d][hi]
+            count[side] += 1
+    expected = total.astype(np.float32) / (count.astype(np.float32) * np.float32(LEVELS))
+    np.testing.assert_array_equal(mean_affinity(q), expected)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("levels", [(0.9, 0.7, 0.5, 0.0), (0.6,)])  # (0.6,) leaves leftovers
+def test_compact_fragments_equal_the_renumbered_provisional_ids(seed, levels):
+    # segment() keeps compact ids through growth; the chain of public kernels is the reference
+    from connectomix.segment._segment import _fragments, _provisional, _renumber
+
+    q = quantize(np.random.default_rng(seed).random((3, 6, 20, 23)).astype(np.float32) ** 0.5)
+    cfg = SegmentConfig(grow_levels=levels, grow_rounds=1 + seed)
+    fragments, sizes = _fragments(q, cfg)
+    expected, expected_sizes = _renumber(_provisional(q, cfg))
+    np.testing.assert_array_equal(fragments, expected)
+    np.testing.assert_array_equal(sizes, expected_sizes)

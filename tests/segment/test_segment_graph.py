@@ -90,3 +90,14 @@ def test_compact_ids_round_trip():
     got = sorted(zip(np.minimum(lut[g_local["u"]], lut[g_local["v"]]).tolist(),
                      np.maximum(lut[g_local["u"]], lut[g_local["v"]]).tolist(), g_local["area_vx"].tolist()))
     assert got == sorted(zip(g["u"].tolist(), g["v"].tolist(), g["area_vx"].tolist()))
+
+
+@pytest.mark.parametrize("shape", [(1, 6, 7), (4, 1, 7), (4, 6, 1), (5, 6, 7)])
+def test_whole_array_edges_equal_the_region_path_for_any_shape_and_dtype(shape):
+    # the whole array takes a flat shortcut; a region (even the whole one) takes slices
+    labels, q = _random_case(3, shape)
+    whole = edge_contributions(labels, q)
+    full = tuple(slice(0, n) for n in shape)
+    for other in (edge_contributions(labels, q, region=full), edge_contributions(labels.astype(np.uint32), q)):
+        for k in whole:
+            np.testing.assert_array_equal(other[k], whole[k])

@@ -114,7 +114,9 @@ def quantize(affinities, *, name: str = "affinities", channels: int = 3) -> np.n
         )
     aff = aff[:channels]
     if aff.dtype == np.uint8:
-        return aff.astype(np.uint16) * np.uint16(257)
+        out = aff.astype(np.uint16)
+        out *= np.uint16(257)
+        return out
     if not np.issubdtype(aff.dtype, np.floating):
         raise VolumeError(f"{name} must be uint8 or float (probabilities in [0, 1]); got dtype {aff.dtype}")
     if aff.size:
@@ -127,5 +129,10 @@ def quantize(affinities, *, name: str = "affinities", channels: int = 3) -> np.n
                 f"{name} must be probabilities in [0, 1]; found values in [{lo:.4g}, {hi:.4g}] "
                 "(logits stored instead of sigmoid outputs?)"
             )
-    scaled = np.multiply(aff, np.float32(LEVELS), dtype=np.float32)
-    return np.rint(scaled, out=scaled).astype(np.uint16)
+    # one channel at a time: a float32 scratch of one channel instead of all of them
+    out = np.empty(aff.shape, np.uint16)
+    scaled = np.empty(aff.shape[1:], np.float32)
+    for c in range(aff.shape[0]):
+        np.multiply(aff[c], np.float32(LEVELS), out=scaled, dtype=np.float32)
+        out[c] = np.rint(scaled, out=scaled)
+    return out

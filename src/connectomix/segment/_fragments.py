@@ -70,19 +70,27 @@ def mean_affinity(q: np.ndarray) -> np.ndarray:
         Edges leaving the array are not counted; a lone voxel gets 1.
     """
     shape = q.shape[1:]
-    total = np.zeros(shape, np.uint32)
-    count = np.zeros(shape, np.uint8)
+    # Sums of up to six uint16 levels stay below 2**24, so float32 holds them exactly
+    # and the division needs no separate conversion pass.
+    total = np.zeros(shape, np.float32)
     for d in range(3):
         hi = _axis_slice(d, 1, None)
         lo = _axis_slice(d, None, -1)
         edge = q[d][hi]  # the edge between v (hi) and v - e_d (lo)
         total[hi] += edge
-        count[hi] += 1
         total[lo] += edge
-        count[lo] += 1
-    out = np.ones(shape, np.float32)
-    np.divide(total.astype(np.float32), count.astype(np.float32) * np.float32(LEVELS), out=out, where=count > 0)
-    return out
+    # Edges per voxel: two along each axis, one at an end of it, none if it is 1 long;
+    # a sum of three broadcast vectors instead of a full-volume count.
+    count = np.zeros((1, 1, 1), np.float32)
+    for d, n in enumerate(shape):
+        c = np.zeros(n, np.float32)
+        if n > 1:
+            c += 2
+            c[[0, -1]] = 1
+        count = count + c.reshape([-1 if i == d else 1 for i in range(3)])
+    if not np.all(count > 0):  # a lone voxel (1, 1, 1): no edges
+        return np.ones(shape, np.float32)
+    return np.divide(total, count * np.float32(LEVELS), out=total)
 
 
 def _axis_slice(axis: int, start, stop) -> tuple:
@@ -110,8 +118,10 @@ def seed_mask(q: np.ndarray, *, sigma: Sequence[float], radius: Sequence[int], d
     g = mean_affinity(q)
     if any(float(s) > 0 for s in sigma):
         g = ndimage.gaussian_filter(g, [float(s) for s in sigma], truncate=truncate, mode="nearest")
-    peak = _maximum_filter(g, radius)
-    return (g >= peak - np.float32(delta)) & (g >= np.float32(threshold))
+    peak = _maximum_filter(g, radius)  # a new array: updated in place below
+    mask = g >= np.subtract(peak, np.float32(delta), out=peak)
+    mask &= g >= np.float32(threshold)
+    return mask
 
 
 def _maximum_filter(g: np.ndarray, radius: Sequence[int]) -> np.ndarray:
@@ -120,16 +130,17 @@ def _maximum_filter(g: np.ndarray, radius: Sequence[int]) -> np.ndarray:
     The same as ``scipy.ndimage.maximum_filter(..., mode="nearest")``, four times
     faster for the small radii used here.
     """
-    out = g.copy()
+    out = g
     for axis, r in enumerate(radius):
         if r <= 0:
             continue
-        src = out.copy()
+        # read from the previous pass (the input itself the first time): never modified
+        src, out = out, out.copy()
         for k in range(1, int(r) + 1):
             hi, lo = _axis_slice(axis, k, None), _axis_slice(axis, None, -k)
             np.maximum(out[hi], src[lo], out=out[hi])
             np.maximum(out[lo], src[hi], out=out[lo])
-    return out
+    return out.copy() if out is g else out
 
 
 def global_index(local_flat: np.ndarray, local_shape, origin_vx, total_shape) -> np.ndarray:
@@ -232,6 +243,9 @@ def grow(labels: np.ndarray, q: np.ndarray, *, levels: Sequence[float], rounds: 
     aflat = [aff[d].reshape(-1) for d in range(3)]
     stride = (padded_shape[1] * padded_shape[2], padded_shape[2], 1)
     steps = [(axis, step * stride[axis], step < 0) for axis, step in _DIRECTIONS]
+    # flat offset of the neighbour that a key's low bits (7 - direction) name
+    offset_of_code = np.zeros(8, np.intp)
+    offset_of_code[7 - np.arange(len(steps))] = [off for _, off, _ in steps]
     mark = np.zeros(flat.size, bool)
     if slack is not None:
         strongest = aff[0].copy()
@@ -241,52 +255,114 @@ def grow(labels: np.ndarray, q: np.ndarray, *, levels: Sequence[float], rounds: 
             np.maximum(strongest[lo], aff[d][hi], out=strongest[lo])
         sflat = strongest.reshape(-1)
         slack_q = int(round(slack * LEVELS))
+    # Scratch arrays for the rounds, reused (as views of their first ``front.size``
+    # entries) because the first fronts hold a good part of the volume.
+    buf = _Scratch()
+    # unlabelled voxels (the margin is _OUTSIDE) and the others, kept up to date: a
+    # one-byte look-up is cheaper than reading the uint32 label
+    empty = flat == 0
+    filled = ~empty
+    unlabelled = int(np.count_nonzero(empty))
     for li, level in enumerate(levels):
         t = max(1, math.ceil(float(level) * LEVELS - 1e-9))
-        front = _front(lab, inner)
+        front = _front(lab, empty, filled, unlabelled)
         for r in range(int(rounds)):
             if front.size == 0:
                 break
-            # the best edge so far starts just below the voxel's floor: the level, or
-            # (slack) its strongest edge minus the slack
+            n = front.size
+            # The winner of a voxel is the first direction (in _DIRECTIONS order) of
+            # its strongest edge to a labelled neighbour, if that edge is above the
+            # voxel's floor. One uint32 key per edge, ``affinity << 3 | (7 - k)`` for
+            # direction k (0 if the neighbour is unlabelled), makes that a running
+            # maximum: ties between equal affinities go to the smaller k, and no
+            # masked copies are needed.
+            best = buf.get("best", n, np.uint32)
             if slack is not None and li < len(levels) - 1:
-                best = np.maximum(sflat.take(front).astype(np.int32) - slack_q, t) - 1
+                # the floor: the level, or (slack) the strongest edge minus the slack
+                floor = np.maximum(sflat.take(front).astype(np.int32) - slack_q, t) - 1
             else:
-                best = np.full(front.size, t - 1, np.int32)
-            got = np.zeros(front.size, np.uint32)
-            for axis, off, backward in steps:
-                nb = front + off
-                cand = flat.take(nb)
-                a = aflat[axis].take(front if backward else nb)
-                take = (a > best) & (cand != 0)
-                np.copyto(best, a, where=take)
-                np.copyto(got, cand, where=take)
-            claimed = got != 0
+                floor = np.full(n, t - 1, np.int32)
+            np.left_shift(floor, 3, out=best, casting="unsafe")  # floor in [0, 65534]
+            nb, a = buf.get("nb", n, np.intp), buf.get("a", n, np.uint16)
+            key, known = buf.get("key", n, np.uint32), buf.get("known", n, bool)
+            for k, (axis, off, backward) in enumerate(steps):
+                np.add(front, off, out=nb)
+                filled.take(nb, out=known, mode="clip")  # indices are in range: "clip" skips the check
+                aflat[axis].take(front if backward else nb, out=a, mode="clip")
+                np.copyto(key, a)
+                key <<= 3
+                key |= 7 - k
+                np.multiply(key, known, out=key)  # the margin is "filled" but has affinity 0
+                np.maximum(best, key, out=best)
+            claimed = np.greater(best >> 3, floor)
             if not claimed.any():
                 break  # nothing changes at this level any more
             newly = front[claimed]
-            flat[newly] = got[claimed]
+            # labels of the winning neighbours, read before any voxel changes (the
+            # update is synchronous)
+            winner = offset_of_code.take(best[claimed] & 7)
+            got = flat.take(np.add(winner, newly, out=winner))
+            flat[newly] = got
+            empty[newly] = False
+            filled[newly] = True
+            unlabelled -= newly.size
             if r + 1 < rounds:
-                # only voxels next to a newly labelled one can change in the next round
+                # only voxels next to a newly labelled one can change in the next round:
+                # mark every neighbour, then keep the unlabelled ones
+                nb = buf.get("nb", newly.size, np.intp)
                 for _, off, _ in steps:
-                    nb = newly + off
-                    mark[nb[flat[nb] == 0]] = True
+                    np.add(newly, off, out=nb)
+                    mark[nb] = True
+                mark &= empty
                 front = np.flatnonzero(mark)  # sorted and unique, in O(voxels / 8)
                 mark[front] = False
     labels[...] = lab[inner] if ids is None else ids[lab[inner]]
     return labels
 
 
-def _front(lab: np.ndarray, inner) -> np.ndarray:
-    """Flat indices (padded array) of unlabelled inner voxels next to a labelled one."""
-    core = lab[inner] != 0
-    near = np.zeros(lab.shape, bool)
-    ni = near[inner]
+class _Scratch:
+    """Named 1-d work arrays that grow on demand; ``get`` returns a view of ``n`` entries."""
+
+    def __init__(self):
+        self._arrays = {}
+
+    def get(self, name: str, n: int, dtype) -> np.ndarray:
+        arr = self._arrays.get(name)
+        if arr is None or arr.size < n:
+            arr = self._arrays[name] = np.empty(n, dtype)
+        return arr[:n]
+
+
+def _front(lab: np.ndarray, empty: np.ndarray, filled: np.ndarray, unlabelled: int) -> np.ndarray:
+    """Flat indices (padded array) of unlabelled inner voxels next to a labelled one.
+
+    ``empty`` and ``filled`` (flat, padded) tell the unlabelled voxels and the others
+    (the margin included), ``unlabelled`` how many are empty.
+    """
+    shape = lab.shape
+    flat = lab.reshape(-1)
+    stride = (shape[1] * shape[2], shape[2], 1)
+    if 16 * unlabelled <= flat.size:
+        # few left: visit only those, six look-ups each instead of six array passes
+        idx = np.flatnonzero(empty)
+        near = np.zeros(idx.size, bool)
+        for axis, step in _DIRECTIONS:
+            v = flat.take(idx + step * stride[axis])
+            near |= (v != 0) & (v != _OUTSIDE)
+        return idx[near]
+    # Dilate the labelled inner voxels by shifting the flat array: for an inner voxel
+    # a shift by a stride is a step to a face neighbour (the margin absorbs the wrap
+    # from one row or plane to the next), and margin voxels are never empty.
+    core = filled.reshape(shape).copy()
     for d in range(3):
-        hi, lo = _axis_slice(d, 1, None), _axis_slice(d, None, -1)
-        ni[hi] |= core[lo]
-        ni[lo] |= core[hi]
-    ni &= ~core
+        core[_axis_slice(d, 0, 1)] = False
+        core[_axis_slice(d, -1, None)] = False
+    core = core.reshape(-1)
+    near = np.zeros(flat.size, bool)
+    for s in stride:
+        near[s:] |= core[:-s]
+        near[:-s] |= core[s:]
+    near &= empty
     return np.flatnonzero(near)
 
 

@@ -41,7 +41,7 @@ def edge_contributions(labels: np.ndarray, q: np.ndarray, region: tuple | None =
 
     Parameters
     ----------
-    labels : ndarray, (Z, Y, X) uint64
+    labels : ndarray, (Z, Y, X) uint64 or uint32
         Fragment ids; 0 (background) takes part in no edge.
     q : ndarray, (3, Z, Y, X) uint16
         Quantised nearest-neighbour affinities, same grid as ``labels``.
@@ -54,8 +54,6 @@ def edge_contributions(labels: np.ndarray, q: np.ndarray, region: tuple | None =
     dict of ndarrays ``u < v`` (uint64), ``aff_sum`` and ``area_vx`` (int64)
         One row per fragment pair, sorted by ``(u, v)``.
     """
-    if region is None:
-        region = tuple(slice(0, n) for n in labels.shape)
     # compact local ids make one small integer key per pair
     top = int(labels.max()) if labels.size else 0
     renamed = top >= 4 * labels.size + 1024
@@ -65,20 +63,14 @@ def edge_contributions(labels: np.ndarray, q: np.ndarray, region: tuple | None =
         ids, local = np.arange(top + 1, dtype=np.uint64), labels
     n = len(ids)
     keys, sums = [], []
-    for d in range(3):
-        start = region[d].start or 0
-        hi = list(region)
-        lo = list(region)
-        if start == 0:  # no voxel before the region along d: skip its first layer
-            hi[d] = slice(1, region[d].stop)
-            lo[d] = slice(0, region[d].stop - 1)
-        else:
-            lo[d] = slice(start - 1, region[d].stop - 1)
-        a, b = local[tuple(hi)], local[tuple(lo)]
-        diff = (a != b) & (a != 0) & (b != 0)
-        a, b = a[diff].astype(np.int64), b[diff].astype(np.int64)
+    for a, b, s in _differing_faces(local, q, region):
+        # background is rare: test it on the few differing faces only (order is kept)
+        fg = (a != 0) & (b != 0)
+        if not fg.all():
+            a, b, s = a[fg], b[fg], s[fg]
+        a, b = a.astype(np.int64), b.astype(np.int64)
         keys.append(np.minimum(a, b) * n + np.maximum(a, b))
-        sums.append(q[d][tuple(hi)][diff])
+        sums.append(s)
     key = np.concatenate(keys)
     s = np.concatenate(sums).astype(np.float64)
     if n * n <= 8 * key.size + (1 << 20):
@@ -101,6 +93,45 @@ def edge_contributions(labels: np.ndarray, q: np.ndarray, region: tuple | None =
     u, v = np.minimum(u, v), np.maximum(u, v)
     order = np.lexsort((v, u))
     return {"u": u[order], "v": v[order], "aff_sum": aff_sum[order], "area_vx": area[order]}
+
+
+def _differing_faces(local: np.ndarray, q: np.ndarray, region: tuple | None) -> list:
+    """``(higher id, lower id, affinity)`` of every voxel face between different ids.
+
+    One triple of 1-d arrays per axis, in the raster order of the higher voxel (the
+    one that stores the edge), counting the faces whose higher voxel lies in
+    ``region`` (default: the whole array).
+    """
+    out = []
+    if region is None and local.size:
+        # Whole array: compare the flat array with itself shifted by one stride (one
+        # contiguous pass per axis), then drop the pairs that wrap to the next row or
+        # plane. Only the few differing faces are gathered.
+        flat = np.ascontiguousarray(local).reshape(-1)
+        shape = local.shape
+        for d in range(3):
+            stride = int(np.prod(shape[d + 1:], dtype=np.int64))
+            hi = np.flatnonzero(flat[stride:] != flat[:-stride]) + stride
+            if d > 0:
+                hi = hi[(hi // stride) % shape[d] != 0]
+            qd = np.ascontiguousarray(q[d]).reshape(-1)
+            out.append((flat.take(hi), flat.take(hi - stride), qd.take(hi)))
+        return out
+    if region is None:
+        region = tuple(slice(0, n) for n in local.shape)
+    for d in range(3):
+        start = region[d].start or 0
+        hi = list(region)
+        lo = list(region)
+        if start == 0:  # no voxel before the region along d: skip its first layer
+            hi[d] = slice(1, region[d].stop)
+            lo[d] = slice(0, region[d].stop - 1)
+        else:
+            lo[d] = slice(start - 1, region[d].stop - 1)
+        a, b = local[tuple(hi)], local[tuple(lo)]
+        diff = a != b
+        out.append((a[diff], b[diff], q[d][tuple(hi)][diff]))
+    return out
 
 
 def reduce_edges(u, v, aff_sum, area) -> dict:
