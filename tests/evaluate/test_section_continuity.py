@@ -50,3 +50,31 @@ def test_damage_strip_follows_the_generator_parameters():
 def test_shape_mismatch_is_refused():
     with pytest.raises(ValueError, match="one shape"):
         section_continuity(np.zeros((3, 4, 4)), np.zeros((3, 4, 5)), [1])
+
+
+def test_evaluate_run_scores_continuity_across_the_generators_bad_sections(tmp_path):
+    from connectomix.evaluate import evaluate_run
+    from connectomix.synth import preset_settings, synthesize
+    from connectomix.volume import create_volume
+
+    settings = preset_settings("demo").replace(shape=(10, 136, 136), missing_sections=1, damaged_sections=2)
+    run = synthesize(tmp_path / "run", preset="demo", seed=1, settings=settings)
+    quality = run.read_table("gt_section_quality")
+    gt_vol = run.open("gt_segmentation")
+    gt = gt_vol.to_numpy()
+
+    def scores_of(seg):
+        out = create_volume(run.volume_path("segmentation"), shape=seg.shape, dtype=np.uint64,
+                            voxel_size=tuple(gt_vol.voxel_size), chunks=(4, 64, 64), overwrite=True)
+        out[out.roi] = seg
+        return evaluate_run(run.path, compute_erl=False)
+
+    perfect = scores_of(gt.astype(np.uint64))
+    assert perfect["continuity_missing"] == 1.0 and perfect["continuity_missing_n"] > 0
+    assert perfect["continuity_damaged"] == 1.0 and perfect["continuity_damaged_n"] > 0
+    # new ids above the missing section: every neuron crossing it is broken there
+    z = int(quality.loc[quality["status"] == "missing", "section"].iloc[0])
+    broken = gt.astype(np.uint64)
+    broken[z + 1:] += np.uint64(10**6)
+    s = scores_of(broken)
+    assert s["continuity_missing"] == 0.0 and s["continuity_missing_n"] == perfect["continuity_missing_n"]

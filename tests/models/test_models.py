@@ -117,6 +117,33 @@ def test_training_can_start_from_another_models_weights(tmp_path):
     b, _ = load_model(second)
     for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert ka == kb and torch.equal(va, vb)
+    # the starting weights were validated on this run's own patches, and are the first best.pt
+    log = (second / "log.csv").read_text().splitlines()
+    assert log[1].startswith("10,nan,") and log[1].split(",")[2]
+    assert (second / "best.pt").exists()
+    # resumed with a cosine schedule and warm-up
+    s = train(second, vols, vols, iterations=14, patch=(8, 32, 32), features=4, validate_every=2,
+              checkpoint_every=2, threads=1, log=lambda m: None, schedule="cosine", warmup=2)
+    assert s["iterations"] == 14 and s["schedule"] == "cosine"
     with pytest.raises(ValueError, match="architecture"):
         train(tmp_path / "third", vols, vols, iterations=12, patch=(8, 32, 32), features=6, threads=1,
               log=lambda m: None, init=first)
+
+
+def test_learning_rate_warms_up_then_decays_to_a_fiftieth():
+    from connectomix.models._train import learning_rate
+
+    assert learning_rate(1e-3, 0, 0.5) == 1e-3  # constant
+    assert learning_rate(1e-3, 0, 0.0, schedule="cosine", warmup=100) == pytest.approx(1e-5)
+    assert learning_rate(1e-3, 50, 0.0, schedule="cosine", warmup=100) == pytest.approx(0.505e-3)
+    assert learning_rate(1e-3, 100, 0.0, schedule="cosine", warmup=100) == pytest.approx(1e-3)
+    assert learning_rate(1e-3, 500, 0.5, schedule="cosine") == pytest.approx(0.51e-3)
+    assert learning_rate(1e-3, 900, 1.0, schedule="cosine") == pytest.approx(2e-5)
+    assert learning_rate(1e-3, 999, 3.0, schedule="cosine") == pytest.approx(2e-5)  # past the end: stays
+
+
+def test_an_unknown_schedule_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ValueError, match="schedule"):
+        train(tmp_path / "m", [], [], schedule="linear")
+    assert not (tmp_path / "m").exists()
+

@@ -25,6 +25,12 @@ def check_connectome(connectome) -> Connectome:
     return connectome
 
 
+def edges_of(connectome: Connectome, kind: str):
+    """The rows of the connectome's edge table of ``kind`` (all rows for ``combined``)."""
+    e = connectome._edges
+    return e if kind == "combined" else e[e["kind"] == kind]
+
+
 def binary(connectome: Connectome, kind: str) -> sp.csr_matrix:
     """0/1 adjacency of ``kind`` without self-loops (the graph the motif maths uses).
 

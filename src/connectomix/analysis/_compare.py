@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._common import check_connectome
+from ._common import check_connectome, edges_of
 from ._summary import summary
 
 __all__ = ["compare", "Comparison", "developmental_summary"]
@@ -42,7 +42,7 @@ class Comparison:
 
 def _edge_table(c, kind: str, key: str) -> pd.Series:
     names = c._neurons.set_index("segment_id")[key]
-    e = c._edges if kind == "combined" else c._edges[c._edges["kind"] == kind]
+    e = edges_of(c, kind)
     pre = names.loc[e["pre_id"].to_numpy()].to_numpy()
     post = names.loc[e["post_id"].to_numpy()].to_numpy()
     s = pd.Series(e["n_synapses"].to_numpy(dtype=float), index=pd.MultiIndex.from_arrays([pre, post], names=["pre", "post"]))

@@ -22,7 +22,7 @@ from scipy.stats import t as stats_t
 
 from ..graph import Connectome
 from ..graph._connectome import _check_graph_kind
-from ._common import check_connectome
+from ._common import check_connectome, edges_of
 from ._motifs import triad_census
 from ._summary import degrees, summary
 
@@ -316,7 +316,7 @@ def active_neurons(connectome, *, kind: str = "chemical") -> np.ndarray:
     """
     c = check_connectome(connectome)
     _check_graph_kind(kind)
-    e = c._edges if kind == "combined" else c._edges[c._edges["kind"] == kind]
+    e = edges_of(c, kind)
     return np.union1d(e["pre_id"].to_numpy(np.int64), e["post_id"].to_numpy(np.int64))
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from scipy.sparse.csgraph import connected_components
 
-from ._common import binary, check_connectome, undirected
+from ._common import binary, check_connectome, edges_of, undirected
 from ._triads import node_triangles
 
 __all__ = ["summary", "degrees", "reciprocity", "clustering"]
@@ -126,7 +126,7 @@ def summary(connectome, *, kind: str = "chemical") -> dict:
     n = c.n_neurons
     a = c.adjacency(kind, weight=None)
     diag = int((a.diagonal() > 0).sum())
-    edges = c._edges if kind == "combined" else c._edges[c._edges["kind"] == kind]
+    edges = edges_of(c, kind)
     if kind == "electrical":
         n_edges = len(edges)
         m_off = (a.nnz - diag) // 2

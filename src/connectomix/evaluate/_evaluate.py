@@ -361,20 +361,30 @@ def _continuity_fields(pred, gt, quality) -> dict:
     """``continuity_missing`` / ``continuity_damaged`` (+ ``_n``): see :func:`section_continuity`."""
     from ._continuity import damage_strip, section_continuity
 
-    bad = quality[quality["status"] != "ok"]
-    if bad.empty:
-        return {}
-    p, g = pred.to_numpy(), gt.to_numpy()
+    from ..geometry import Coordinate, Roi
+
+    roi, vs = gt.roi, gt.voxel_size
+    z_first = roi.offset[0] // vs[0]  # gt_section_quality counts sections from z = 0
+    n_z = roi.shape[0] // vs[0]
+
+    def around(z):  # sections z - 1 .. z + 1 only: a run's volumes need not fit in memory
+        slab = Roi(roi.offset + Coordinate((int(z - z_first - 1) * vs[0], 0, 0)),
+                   Coordinate((3 * vs[0],) + tuple(roi.shape[1:])))
+        return pred[slab], gt[slab]
+
     out = {}
-    missing = bad.loc[bad["status"] == "missing", "section"].astype(int).tolist()
-    if missing:
-        c = section_continuity(p, g, missing)
-        out.update(continuity_missing=c.fraction, continuity_missing_n=c.n_crossing)
-    damaged = bad[bad["status"] == "damaged"]
-    if len(damaged):
-        strips = {int(r["section"]): damage_strip(r, g.shape[1:], gt.voxel_size[1:]) for _, r in damaged.iterrows()}
-        c = section_continuity(p, g, list(strips), strips=strips)
-        out.update(continuity_damaged=c.fraction, continuity_damaged_n=c.n_crossing)
+    for status, name in (("missing", "continuity_missing"), ("damaged", "continuity_damaged")):
+        rows = quality[(quality["status"] == status) & (quality["section"] - z_first).between(1, n_z - 2)]
+        if rows.empty:
+            continue
+        kept = crossing = 0
+        for _, r in rows.iterrows():
+            p, g = around(int(r["section"]))
+            strips = {1: damage_strip(r, g.shape[1:], vs[1:])} if status == "damaged" else None
+            c = section_continuity(p, g, [1], strips=strips)
+            kept, crossing = kept + c.n_kept, crossing + c.n_crossing
+        out[name] = kept / crossing if crossing else float("nan")
+        out[f"{name}_n"] = crossing
     return out
 
 

@@ -192,6 +192,20 @@ def _patch_dataset(sampler, batch_size, seed):
     return PatchDataset()
 
 
+def learning_rate(lr: float, done: int, progress: float, *, schedule: str = "constant", warmup: int = 0) -> float:
+    """The learning rate after ``done`` iterations of a call, ``progress`` (0..1) through it.
+
+    ``cosine`` decays from ``lr`` to ``lr / 50``; ``warmup`` iterations rise linearly
+    from ``lr / 100``.
+    """
+    f = 1.0
+    if schedule == "cosine":
+        f = 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, progress))))
+    if warmup and done < warmup:
+        f *= 0.01 + 0.99 * done / warmup
+    return lr * f
+
+
 def _save(obj, path: Path) -> None:
     import torch
 
@@ -269,12 +283,12 @@ def train(
 
     from ._unet import DEFAULT_OFFSETS, UNet3D
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
+    out = Path(out_dir)  # made only once the options are known to be good
+    out.mkdir(parents=True, exist_ok=True)
     if device.startswith("cuda"):
         torch.backends.cudnn.benchmark = True  # fixed patch shape: let cuDNN pick its fastest kernels
     offsets = [list(o) for o in (offsets or DEFAULT_OFFSETS)] if task == "affinities" else []
@@ -382,21 +396,12 @@ def train(
     summary = None
     first_it = it
 
-    def learning_rate():
-        done = it - first_it
-        f = 1.0
-        if schedule == "cosine":
-            progress = done / max(1, iterations - first_it)
-            if max_seconds:
-                progress = max(progress, (time.perf_counter() - t0) / max_seconds)
-            f = 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-        if warmup and done < warmup:
-            f *= 0.01 + 0.99 * done / warmup
-        return lr * f
-
     while it < iterations:
+        progress = (it - first_it) / max(1, iterations - first_it)
+        if max_seconds:
+            progress = max(progress, (time.perf_counter() - t0) / max_seconds)
         for group in opt.param_groups:
-            group["lr"] = learning_rate()
+            group["lr"] = learning_rate(lr, it - first_it, progress, schedule=schedule, warmup=warmup)
         x, y = next(stream)
         x = torch.as_tensor(x).to(device, non_blocking=True)
         y = torch.as_tensor(y).to(device, non_blocking=True)
