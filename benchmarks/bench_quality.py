@@ -1,7 +1,7 @@
 """Segmentation and synapse quality of the shipped networks on the frozen eval set.
 
-For each eval seed (and the `hard` preset, outside the training distribution): synth ->
-segment (shipped affinity U-Net) -> synapses (shipped synapse U-Net) -> graph ->
+For each eval seed (and the `hard` preset, outside the training distribution, misaligned:
+aligned first, as `connectomix run --align` does): synth -> segment (shipped affinity U-Net) -> synapses (shipped synapse U-Net) -> graph ->
 evaluate, with the naive baselines (no network) on the same volume side by side: the
 watershed segmentation of `pipeline.naive_baseline`, and the naive synapse detector
 (`connectomix.synapses.naive_predictions`: darkest spots near segment boundaries, nearest
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 
-def one(out: Path, preset: str, seed: int, voxel_size=None) -> dict:
+def one(out: Path, preset: str, seed: int, voxel_size=None, align: bool = False) -> dict:
     from connectomix import pipeline
     from connectomix.config import ClusterConfig
     from connectomix.synth import synthesize
@@ -33,6 +33,12 @@ def one(out: Path, preset: str, seed: int, voxel_size=None) -> dict:
     t0 = time.perf_counter()
     run = synthesize(out, preset=preset, seed=seed, voxel_size=voxel_size)
     t["synth"] = time.perf_counter() - t0
+    if align:  # as `connectomix run --align`: segment and synapses then read `aligned`
+        from connectomix.align import align_stage
+
+        t0 = time.perf_counter()
+        align_stage(out, say=lambda m: None)
+        t["align"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     pipeline.segment_stage(out, cluster=cl, say=lambda m: None)
     t["segment"] = time.perf_counter() - t0
@@ -75,7 +81,7 @@ def naive_synapses(out: Path, cluster) -> dict:
     sv = src.open("segmentation")
     seg = sv.to_numpy()
     gt = src.open("gt_segmentation").to_numpy()
-    pred = naive_predictions(src.open("raw").to_numpy(), seg, tuple(sv.voxel_size))
+    pred = naive_predictions(src.open(src.input_name()).to_numpy(), seg, tuple(sv.voxel_size))
     kw = dict(voxel_size=tuple(sv.voxel_size), offset=tuple(sv.offset), overwrite=True)
     copy = create_volume(run.volume_path("segmentation"), shape=seg.shape, dtype=seg.dtype, chunks=sv.chunks, **kw)
     copy[copy.roi] = seg
@@ -109,7 +115,7 @@ def main():
 
     rows = [one(Path(args.out) / f"eval{s}", "eval", s) for s in args.seeds]
     if args.hard:
-        rows.append(one(Path(args.out) / "hard0", "hard", 0))
+        rows.append(one(Path(args.out) / "hard0", "hard", 0, align=True))
     if args.voxel_size:
         rows.append(one(Path(args.out) / "demo0", "demo", 0))
         rows.append(one(Path(args.out) / "demo0-resampled", "demo", 0, voxel_size=tuple(args.voxel_size)))

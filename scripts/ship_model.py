@@ -1,6 +1,6 @@
 """Copy a trained model directory into the package (weights only, no optimiser state).
 
-    python scripts/ship_model.py MODEL_DIR affinities|synapses [--weights best|latest]
+    python scripts/ship_model.py MODEL_DIR affinities|synapses|defects [--weights best|latest]
 
 Writes ``src/connectomix/models/weights/<task>/``: ``model.pt`` (a state dict, loaded
 with ``weights_only=True``), ``model.json`` (architecture and training summary),
@@ -23,7 +23,7 @@ from connectomix.models._train import _write_log  # noqa: E402
 def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("model_dir", type=Path)
-    p.add_argument("task", choices=["affinities", "synapses"])
+    p.add_argument("task", choices=["affinities", "synapses", "defects"])
     p.add_argument("--weights", choices=["best", "latest", "checkpoint"], default="checkpoint")
     args = p.parse_args(argv)
     src = args.model_dir

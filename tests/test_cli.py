@@ -80,6 +80,9 @@ def test_progress_bar_on_a_terminal_only(small_run):
         (["smooth", "{run}", "--sigma", "1", "-1", "1"], "non-negative"),
         (["smooth", "{run}", "--scheduler", "tcp://127.0.0.1:1"], "did not answer"),
         (["--config", "{tmp}/missing.yaml", "smooth", "{run}"], "configuration file .* does not exist"),
+        (["train", "--out", "{tmp}/m", "--task", "defects"], "--patch must be 3 Y X"),
+        (["train", "--out", "{tmp}/m", "--task", "membranes"], "--task must be one of"),
+        (["train", "--out", "{tmp}/m", "--schedule", "linear"], "--schedule must be constant or cosine"),
     ],
 )
 def test_bad_input_gives_one_clear_line(small_run, tmp_path, args, match):
@@ -93,6 +96,7 @@ def test_bad_input_gives_one_clear_line(small_run, tmp_path, args, match):
     assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
     assert re.search(match, lines[0]), lines[0]
     assert "smoothed" not in small_run.arrays()
+    assert not (tmp_path / "m").exists()
 
 
 def test_debug_shows_the_traceback(tmp_path):

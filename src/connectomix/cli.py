@@ -499,7 +499,8 @@ def analyze(
 @app.command()
 def train(
     out: Path = typer.Option(..., "--out", "-o", help="Model directory (resumed when it has a checkpoint)."),
-    task: str = typer.Option("affinities", "--task", help="affinities (segmentation) or synapses (clefts + partners)."),
+    task: str = typer.Option("affinities", "--task", help="affinities (segmentation), synapses (clefts + partners) "
+                             "or defects (damaged section strips; --patch 3 Y X)."),
     iterations: int = typer.Option(2000, "--iterations", help="Total iterations to reach."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (mixed precision on cuda)."),
     n_volumes: int = typer.Option(8, "--volumes", help="Training volumes to generate (train preset)."),
@@ -513,15 +514,17 @@ def train(
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop (with a checkpoint) after this long."),
     seed: int = typer.Option(0, "--seed", help="Seed of sampling and initialisation."),
     init: Optional[str] = typer.Option(None, "--init", help="Start from a model directory or 'shipped' (new OUT only)."),
+    schedule: str = typer.Option("constant", "--schedule", help="Learning rate over this call: constant or cosine "
+                                 "(decays to lr/50 by --iterations or --max-minutes)."),
 ):
-    """Train the affinity or synapse U-Net on synthetic volumes (resumable; checkpoints and loss curve in OUT)."""
+    """Train the affinity, synapse or defect U-Net on synthetic volumes (resumable; checkpoints and loss curve in OUT)."""
     from .errors import ConfigError
     from .models import TASKS, TRAIN_SEEDS, VAL_SEEDS, make_synapse_volumes, make_volumes, train as run_train
 
     if task not in TASKS:
         raise ConfigError(f"--task must be one of {', '.join(TASKS)}, got {task!r}")
-    if n_volumes > len(TRAIN_SEEDS):
-        raise ConfigError(f"--volumes must be at most {len(TRAIN_SEEDS)}, got {n_volumes}")
+    if schedule not in ("constant", "cosine"):
+        raise ConfigError(f"--schedule must be constant or cosine, got {schedule!r}")
     if device.startswith("cuda"):
         import torch
 
@@ -531,16 +534,29 @@ def train(
     elif device != "cpu":
         raise ConfigError(f"--device must be cpu or cuda, got {device!r}")
     say = (lambda m: None) if _STATE["quiet"] else (lambda m: _console().print(m))
-    make = make_volumes if task == "affinities" else make_synapse_volumes
-    vols = make(TRAIN_SEEDS[:n_volumes], shape=shape, workers=workers, log=say)
-    val = make(VAL_SEEDS, shape=shape, log=say)
+    if task == "defects":
+        from .models import DEFECT_TRAIN_SEEDS, DEFECT_VAL_SEEDS, make_defect_volumes
+
+        if patch[0] != 3:
+            raise ConfigError(f"--task defects reads 3 sections: --patch must be 3 Y X, got {' '.join(map(str, patch))}")
+        make, train_seeds, val_seeds = make_defect_volumes, DEFECT_TRAIN_SEEDS, DEFECT_VAL_SEEDS
+    else:
+        make = make_volumes if task == "affinities" else make_synapse_volumes
+        train_seeds, val_seeds = TRAIN_SEEDS, VAL_SEEDS
+    if n_volumes > len(train_seeds):
+        raise ConfigError(f"--volumes must be at most {len(train_seeds)}, got {n_volumes}")
+    vols = make(train_seeds[:n_volumes], shape=shape, workers=workers, log=say)
+    val = make(val_seeds, shape=shape, log=say)
     from .synth import resolve_settings
 
-    info = {"preset": "train", "train_seeds": list(TRAIN_SEEDS[:n_volumes]), "val_seeds": list(VAL_SEEDS),
-            "shape": list(shape), "voxel_size": list(resolve_settings(preset="train", seed=TRAIN_SEEDS[0]).voxel_size)}
+    info = {"preset": "train", "train_seeds": list(train_seeds[:n_volumes]), "val_seeds": list(val_seeds),
+            "shape": list(shape), "voxel_size": list(resolve_settings(preset="train", seed=train_seeds[0]).voxel_size)}
+    if task == "defects":
+        info["settings"] = "no misalignment, no missing sections, a third of the sections damaged"
     summary = run_train(out, vols, val, iterations=iterations, device=device, patch=patch, features=features,
                         batch_size=batch_size, lr=lr, threads=threads, workers=workers, task=task, seed=seed, init=init,
-                        log=say, data_info=info, max_seconds=None if max_minutes is None else max_minutes * 60)
+                        log=say, data_info=info, max_seconds=None if max_minutes is None else max_minutes * 60,
+                        schedule=schedule)
     _say(f"model in {out}: {summary['iterations']} iterations, validation loss {summary['last_val_loss']}")
 
 

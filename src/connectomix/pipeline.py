@@ -479,7 +479,7 @@ def naive_baseline(run: Run, *, sigma=(0.5, 1.5, 1.5)) -> dict:
 
     from .evaluate import adapted_rand_error, variation_of_information
 
-    raw = run.open("raw").to_numpy()
+    raw = run.open(run.input_name()).to_numpy()  # `aligned` where the run has it, as the network reads
     gt = run.open("gt_segmentation").to_numpy()
     sm = ndimage.gaussian_filter(raw.astype(np.float32), sigma)
     inside = sm > threshold_otsu(sm)

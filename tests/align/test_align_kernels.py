@@ -152,3 +152,15 @@ def test_register_recovers_rigid_motion_subpixel(texture):
     P = np.stack(np.meshgrid(ys, ys, indexing="ij"), -1).reshape(-1, 2)
     err = np.hypot(*(g.apply(1, P) - ((P - c) @ R.T + c + t)).T)
     assert np.percentile(err, 95) < 0.1, err.max()
+
+
+def test_end_sections_bridged_across_missing_ones_are_not_damaged():
+    # sections 1 and 6 missing: the end sections 0 and 7 only have a neighbour two sections away,
+    # whose similarity must be judged against another pair two apart, not an adjacent one
+    from connectomix.align import RegisterSettings, register_stack
+
+    raw = _stack(5)["raw"].copy()
+    raw[[1, 6]] = 0
+    res = register_stack(raw, reference=4, elastic=False, log=lambda m: None)
+    assert res["missing"].tolist() == [False, True] + [False] * 4 + [True, False]
+    assert (res["damaged_fraction"] < RegisterSettings().damage_min_fraction).all(), res["damaged_fraction"]

@@ -5,8 +5,17 @@ train               resumable training with checkpoints, validation and a loss c
 load_model          a trained model (weights only), the shipped one by default
 predict_affinities  block-wise prediction into a run's ``affinities`` array
 make_volumes        training/validation volumes from the synthetic generator
+defect_probability  damaged pixels of a section between its neighbours (defect network)
 """
 
+from ._defects import (
+    DEFECT_TRAIN_SEEDS,
+    DEFECT_VAL_SEEDS,
+    DefectPatchSampler,
+    defect_loss,
+    defect_probability,
+    make_defect_volumes,
+)
 from ._data import TRAIN_SEEDS, VAL_SEEDS, make_synapse_volumes, make_volumes
 from ._predict import predict_affinities, predict_array, predict_synapse_array, predict_synapses
 from ._synapse_targets import VECTOR_SCALE_NM, synapse_targets
@@ -31,4 +40,10 @@ __all__ = [
     "TASKS",
     "TRAIN_SEEDS",
     "VAL_SEEDS",
+    "DEFECT_TRAIN_SEEDS",
+    "DEFECT_VAL_SEEDS",
+    "DefectPatchSampler",
+    "defect_loss",
+    "defect_probability",
+    "make_defect_volumes",
 ]

@@ -27,7 +27,7 @@ import numpy as np
 __all__ = ["train", "load_model", "affinity_loss", "synapse_loss", "TASKS"]
 
 #: What a network can be trained to predict.
-TASKS = ("affinities", "synapses")
+TASKS = ("affinities", "synapses", "defects")
 
 
 def _valid_masks(shape, offsets):
@@ -250,16 +250,18 @@ def train(
     volumes, val_volumes : sequences of (raw uint8, labels) pairs, (Z, Y, X)
         Training and validation volumes (validation seeds never used for training).
         For ``task="synapses"``: (raw, cleft mask, partner vectors) triples from
-        :func:`~connectomix.models.synapse_targets`.
+        :func:`~connectomix.models.synapse_targets`; for ``task="defects"``: (raw,
+        damaged-strip mask) pairs from :func:`~connectomix.models.make_defect_volumes`.
     iterations : int
         Total iterations to reach (including those already done).
     device : {'cpu', 'cuda'}
         Mixed precision (bfloat16 autocast) is used on CUDA.
     workers : int
         Processes that cut and augment patches (0: in the training process).
-    task : {'affinities', 'synapses'}
-        What the network learns: affinities for the given offsets, or synaptic clefts
-        with partner vectors (4 output channels).
+    task : {'affinities', 'synapses', 'defects'}
+        What the network learns: affinities for the given offsets, synaptic clefts
+        with partner vectors (4 output channels), or the damaged pixels of a section
+        between its neighbours (patches of 3 sections; :mod:`._defects`).
     init : path or "shipped", optional
         Start from these weights (a model directory, or the shipped model for
         ``task``) when ``out_dir`` has no checkpoint yet: continues a shipped model in
@@ -295,7 +297,12 @@ def train(
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    model = UNet3D(1, len(offsets) if task == "affinities" else 4, features=features).to(device)
+    if task == "defects":
+        from ._defects import DEFECT_DOWNSAMPLE
+
+        model = UNet3D(1, 1, features=features, downsample=DEFECT_DOWNSAMPLE).to(device)
+    else:
+        model = UNet3D(1, len(offsets) if task == "affinities" else 4, features=features).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     start_it, elapsed, history = 0, 0.0, []
     ckpt_path = out / "checkpoint.pt"
@@ -326,10 +333,16 @@ def train(
 
         def loss_fn(logits, y):
             return affinity_loss(logits, y, mask.expand_as(y))
-    else:
+    elif task == "synapses":
         sampler = SynapsePatchSampler(volumes, patch)
         val_sampler = SynapsePatchSampler(val_volumes, patch, augment=False)
         loss_fn = synapse_loss
+    else:
+        from ._defects import DefectPatchSampler, defect_loss
+
+        sampler = DefectPatchSampler(volumes, patch)
+        val_sampler = DefectPatchSampler(val_volumes, patch, augment=False)
+        loss_fn = defect_loss
     val_rng = np.random.default_rng(12345)
     val_set = [val_sampler.sample(val_rng) for _ in range(n_val_patches)]
     use_amp = device.startswith("cuda")
