@@ -81,6 +81,7 @@ def test_progress_bar_on_a_terminal_only(small_run):
         (["smooth", "{run}", "--scheduler", "tcp://127.0.0.1:1"], "did not answer"),
         (["--config", "{tmp}/missing.yaml", "smooth", "{run}"], "configuration file .* does not exist"),
         (["train", "--out", "{tmp}/m", "--task", "defects"], "--patch must be 3 Y X"),
+        (["train", "--out", "{tmp}/m", "--task", "defects", "--patch", "3", "256", "256"], "too small for --patch"),
         (["train", "--out", "{tmp}/m", "--task", "membranes"], "--task must be one of"),
         (["train", "--out", "{tmp}/m", "--schedule", "linear"], "--schedule must be constant or cosine"),
     ],

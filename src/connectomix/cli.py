@@ -505,7 +505,7 @@ def train(
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (mixed precision on cuda)."),
     n_volumes: int = typer.Option(8, "--volumes", help="Training volumes to generate (train preset)."),
     shape: Tuple[int, int, int] = typer.Option((32, 256, 256), "--shape", help="Shape of each training volume."),
-    patch: Tuple[int, int, int] = typer.Option((16, 128, 128), "--patch", help="Training patch (multiple of 2, 8, 8)."),
+    patch: Tuple[int, int, int] = typer.Option((16, 128, 128), "--patch", help="Training patch (multiple of 2, 8, 8; 3 Y X for defects)."),
     batch_size: int = typer.Option(1, "--batch-size", help="Patches per iteration."),
     lr: float = typer.Option(5e-4, "--lr", help="Learning rate (AdamW)."),
     features: int = typer.Option(12, "--features", help="Feature maps at the top level of the U-Net."),
@@ -537,8 +537,12 @@ def train(
     if task == "defects":
         from .models import DEFECT_TRAIN_SEEDS, DEFECT_VAL_SEEDS, make_defect_volumes
 
-        if patch[0] != 3:
-            raise ConfigError(f"--task defects reads 3 sections: --patch must be 3 Y X, got {' '.join(map(str, patch))}")
+        if patch[0] != 3 or patch[1] % 8 or patch[2] % 8:
+            raise ConfigError(f"--task defects reads 3 sections: --patch must be 3 Y X with Y and X multiples of 8, "
+                              f"got {' '.join(map(str, patch))}")
+        if shape[1] < patch[1] + 6 or shape[2] < patch[2] + 6:
+            raise ConfigError(f"--shape {' '.join(map(str, shape))} is too small for --patch "
+                              f"{' '.join(map(str, patch))}: each volume needs 6 pixels more than a patch in y and x")
         make, train_seeds, val_seeds = make_defect_volumes, DEFECT_TRAIN_SEEDS, DEFECT_VAL_SEEDS
     else:
         make = make_volumes if task == "affinities" else make_synapse_volumes
@@ -553,10 +557,13 @@ def train(
             "shape": list(shape), "voxel_size": list(resolve_settings(preset="train", seed=train_seeds[0]).voxel_size)}
     if task == "defects":
         info["settings"] = "no misalignment, no missing sections, a third of the sections damaged"
-    summary = run_train(out, vols, val, iterations=iterations, device=device, patch=patch, features=features,
-                        batch_size=batch_size, lr=lr, threads=threads, workers=workers, task=task, seed=seed, init=init,
-                        log=say, data_info=info, max_seconds=None if max_minutes is None else max_minutes * 60,
-                        schedule=schedule)
+    try:
+        summary = run_train(out, vols, val, iterations=iterations, device=device, patch=patch, features=features,
+                            batch_size=batch_size, lr=lr, threads=threads, workers=workers, task=task, seed=seed, init=init,
+                            log=say, data_info=info, max_seconds=None if max_minutes is None else max_minutes * 60,
+                            schedule=schedule)
+    except ValueError as e:  # options that do not fit the volumes or the model in OUT
+        raise ConfigError(str(e)) from None
     _say(f"model in {out}: {summary['iterations']} iterations, validation loss {summary['last_val_loss']}")
 
 

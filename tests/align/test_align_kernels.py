@@ -74,13 +74,18 @@ def _stack(seed, **kw):
     return generate(s, seed)
 
 
-def test_clean_stack_has_no_missing_or_damaged_sections():
+@pytest.mark.parametrize("damage_model", [True, False], ids=["network", "ncc-rule"])
+def test_clean_stack_has_no_missing_or_damaged_sections(damage_model):
+    from dataclasses import replace
+
     from connectomix.align import RegisterSettings, register_stack
 
+    settings = replace(RegisterSettings(), damage_model=damage_model)
     out = _stack(5)
-    res = register_stack(out["raw"], reference=4, elastic=False, log=lambda m: None)
+    res = register_stack(out["raw"], reference=4, elastic=False, settings=settings, log=lambda m: None)
     assert not res["missing"].any()
-    assert (res["damaged_fraction"] < RegisterSettings().damage_min_fraction).all(), res["damaged_fraction"]
+    assert res["stats"]["damage_method"] == ("network" if damage_model else "ncc")
+    assert (res["damaged_fraction"] < settings.damage_min_fraction).all(), res["damaged_fraction"]
 
 
 def _nan_stack():
@@ -159,8 +164,14 @@ def test_end_sections_bridged_across_missing_ones_are_not_damaged():
     # whose similarity must be judged against another pair two apart, not an adjacent one
     from connectomix.align import RegisterSettings, register_stack
 
+    from dataclasses import replace
+
     raw = _stack(5)["raw"].copy()
     raw[[1, 6]] = 0
     res = register_stack(raw, reference=4, elastic=False, log=lambda m: None)
     assert res["missing"].tolist() == [False, True] + [False] * 4 + [True, False]
     assert (res["damaged_fraction"] < RegisterSettings().damage_min_fraction).all(), res["damaged_fraction"]
+    # the NCC rule (no torch): the end sections are judged against a pair two apart too
+    ncc = replace(RegisterSettings(), damage_model=False)
+    res = register_stack(raw, reference=4, elastic=False, settings=ncc, log=lambda m: None)
+    assert (res["damaged_fraction"][[0, 7]] < ncc.damage_min_fraction).all(), res["damaged_fraction"]

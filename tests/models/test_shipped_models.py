@@ -76,7 +76,7 @@ def test_shipped_defect_model_finds_damaged_strips():
     for raw, mask in make_defect_volumes([980, 981, 982, 983], shape=(8, 256, 256)):
         r = raw.astype(np.float32) / 255
         for z in range(8):
-            p = defect_probability(r[max(z - 1, 0) if z else 1], r[z], r[min(z + 1, 7) if z < 7 else 6], model) > t
+            p = defect_probability(r[z - 1 if z else 1], r[z], r[z + 1 if z < 7 else 6], model) > t
             m = mask[z] > 0
             hit, strip = hit + int((p & m).sum()), strip + int(m.sum())
             false, clean = false + int((p & ~m).sum()), clean + int((~m).sum())

@@ -179,6 +179,8 @@ class RegisterSettings:
                 raise ConfigError(f"align setting {name} must be a positive integer, got {getattr(self, name)!r}")
         if self.stiffness <= 0:
             raise ConfigError(f"align stiffness must be positive, got {self.stiffness}")
+        if not 0 < self.damage_probability < 1:
+            raise ConfigError(f"align damage_probability must be between 0 and 1, got {self.damage_probability!r}")
 
 
 # --------------------------------------------------------------------------- section quality
@@ -241,36 +243,53 @@ def _defect_model():
 
         return load_model(None, task="defects")[0]
     except ImportError:
+        logger.info("torch is not installed: damaged sections found by neighbour NCC")
         return None
     except Exception as e:  # noqa: BLE001 - a broken install must not stop alignment; say why
         logger.warning("defect network unavailable (%s); damage found by neighbour NCC", e)
         return None
 
 
-def _intensity_scale(rendered, idx):
-    """(low, high) grey values mapped to 0..1 for the defect network: 0..255 for 8-bit data."""
-    vals = np.concatenate([r[np.isfinite(r)][::97] for r in (rendered[z] for z in idx)])
+def damage_method(settings: RegisterSettings) -> str:
+    """``'network'`` where the shipped defect network finds damage, else ``'ncc'``."""
+    return "network" if settings.damage_model and _defect_model() is not None else "ncc"
+
+
+def _intensity_scale(rendered, idx, dtype=None):
+    """(low, high) grey values mapped to 0..1 for the defect network (trained on 8-bit data / 255).
+
+    Integer data: the range of its type; floats within 0..1: as they are; other floats:
+    the 0.5-99.5 percentiles of the sections.
+    """
+    if dtype is not None and np.issubdtype(np.dtype(dtype), np.integer):
+        info = np.iinfo(np.dtype(dtype))
+        return float(info.min), float(info.max)
+    samples = [r[np.isfinite(r)][::97] for r in (rendered[z] for z in idx)]
+    vals = np.concatenate(samples) if samples else np.zeros(0)
     if not len(vals):
         return 0.0, 1.0
-    lo, hi = float(vals.min()), float(vals.max())
-    if lo >= 0 and hi <= 255 and hi > 1.5:
-        return 0.0, 255.0
+    if vals.min() >= 0 and vals.max() <= 1:
+        return 0.0, 1.0
     lo, hi = np.percentile(vals, [0.5, 99.5])
     return float(lo), float(hi if hi > lo else lo + 1.0)
 
 
-def damage_maps(rendered, usable, settings: RegisterSettings):
+def damage_maps(rendered, usable, settings: RegisterSettings, dtype=None):
     """Damaged pixels of each section (aligned frame).
 
     With the defect network that ships with connectomix (``connectomix train --task
     defects``), each section is judged between its nearest usable neighbours; without
-    it (no torch), where the section matches both neighbours much worse (local NCC)
-    than they match each other.
+    it (no torch, or ``settings.damage_model=False``), where the section matches both
+    neighbours much worse (local NCC) than they match each other.
 
     Parameters
     ----------
     rendered : list of (Y, X) float arrays (NaN outside the data) or None per section
     usable : (Z,) bool, sections that are not missing
+    settings : RegisterSettings
+    dtype : numpy dtype, optional
+        Of the original stack: sets the grey range the network reads (see
+        :func:`_intensity_scale`).
 
     Returns
     -------
@@ -282,7 +301,7 @@ def damage_maps(rendered, usable, settings: RegisterSettings):
     if model is not None:
         from ..models import defect_probability
 
-        lo, hi = _intensity_scale(rendered, idx)
+        lo, hi = _intensity_scale(rendered, idx, dtype)
         bads = {}
         for k, z in enumerate(idx):
             prev = idx[k - 1] if k > 0 else None
@@ -941,6 +960,7 @@ def register_stack(stack, *, reference: int, elastic: bool = True, settings: Reg
     pairs = [(i, j) for i, j, *_ in corr]
     centre = np.array([(Y - 1) / 2, (X - 1) / 2])
     maps, res, wts = _solve_coarse(corr, Z, reference, usable, centre, s.model, s.huber_px * max(2, f))
+    stats["damage_method"] = damage_method(s)
     stats["coarse_matches"] = int(sum(len(c[4]) for c in corr))
     stats["coarse_residual_px_median"] = float(np.median(res)) if len(res) else float("nan")
     say(f"coarse ({s.model}): {len(pairs)} pairs, {stats['coarse_matches']} matches, "
@@ -960,7 +980,7 @@ def register_stack(stack, *, reference: int, elastic: bool = True, settings: Reg
     # own similarity (two sections apart) is weak on neurites running obliquely; measured there, the
     # refined maps lost a thin crack (tests/align/test_align_stage.py).
     rendered = [render(z) if usable[z] else None for z in range(Z)]
-    masks, dfrac = damage_maps(rendered, usable, s)
+    masks, dfrac = damage_maps(rendered, usable, s, stack.dtype)
     if s.refine_search:
         # the elastic mesh is free-form anyway: let the refinement take up the affine part of the warps
         model = "affine" if elastic and s.model == "rigid" else s.model
@@ -981,7 +1001,7 @@ def register_stack(stack, *, reference: int, elastic: bool = True, settings: Reg
             if it > 0:
                 rendered = [render(z) if usable[z] else None for z in range(Z)]
             if it == 1:
-                masks, dfrac = damage_maps(rendered, usable, s)
+                masks, dfrac = damage_maps(rendered, usable, s, stack.dtype)
             ok = {z: (np.isfinite(rendered[z]) & (masks[z] is None or ~masks[z]) if masks[z] is not None
                       else np.isfinite(rendered[z])) for z in range(Z) if usable[z]}
             img = {z: prefilter(rendered[z], ok[z], low=s.elastic_band[0], high=s.elastic_band[1]) for z in ok}
@@ -1015,7 +1035,7 @@ def register_stack(stack, *, reference: int, elastic: bool = True, settings: Reg
             say(f"elastic pass {it + 1}: search {search} px, {n_valid} matches, largest correction {umax:.2f} px, "
                 f"median residual {stats[f'elastic{it + 1}_residual_px_median']:.2f} px, min Jacobian {jac:.2f}")
         rendered = [render(z) if usable[z] else None for z in range(Z)]
-        masks, dfrac = damage_maps(rendered, usable, s)
+        masks, dfrac = damage_maps(rendered, usable, s, stack.dtype)
     # missing sections: interpolate the maps of their nearest usable neighbours
     good = np.flatnonzero(usable)
     for z in np.flatnonzero(missing):

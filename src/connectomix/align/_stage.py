@@ -148,7 +148,7 @@ def align_stage(run_path, *, elastic: bool = True, reference="middle", cluster=N
     from ..pipeline import _reusable
     from ..run import Run
     from ..volume import create_volume
-    from ._register import RegisterSettings, register_stack
+    from ._register import RegisterSettings, damage_method, register_stack
     from ._score import transform_residuals
     from ._warp import cross_section_png, gridmap_table, warp_kernel
 
@@ -170,7 +170,9 @@ def align_stage(run_path, *, elastic: bool = True, reference="middle", cluster=N
         raise VolumeError(f"run {run.path} has neither a 'raw' array nor a 'tiles' table: import data first")
     cfg = {"elastic": bool(elastic), "reference": str(reference), "fill_missing": bool(fill_missing), "order": int(order),
            "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(settings).items()},
-           "source": "tiles" if have_tiles else "raw"}
+           "source": "tiles" if have_tiles else "raw",
+           # a run aligned without the defect network is not "done" once torch is installed
+           "damage_method": damage_method(settings)}
     with run.stage("align", cfg, force=force) as st:
         if st.skipped:
             say("align: already done with this configuration, skipped")

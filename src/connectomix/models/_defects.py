@@ -42,7 +42,11 @@ def _one(args):
 
 
 def make_defect_volumes(seeds, *, shape=(12, 256, 256), workers: int = 0, log=None):
-    """``(raw uint8, damaged-strip mask uint8)`` pairs, one per seed, a third of the sections damaged."""
+    """Generate the defect network's volumes: ``(raw uint8, damaged-strip mask uint8)`` per seed.
+
+    ``train`` preset settings without misalignment or missing sections, with a third of
+    the sections damaged; ``workers`` processes generate them.
+    """
     jobs = [(int(s), tuple(int(v) for v in shape)) for s in seeds]
     if workers and workers > 1 and len(jobs) > 1:
         import multiprocessing as mp
@@ -73,11 +77,12 @@ class DefectPatchSampler:
             raise ValueError(f"the defect network reads 3 sections: patch must be (3, Y, X), got {self.patch}")
         self.augment = augment
         self.max_shift = int(max_shift) if augment else 0
-        self.mask = None
+        self.mask = None  # read by train(): this task has no per-voxel validity mask
         self.damaged = [np.flatnonzero(m.reshape(m.shape[0], -1).any(1)) for _, m in volumes]
         for raw, _ in volumes:
-            if raw.shape[1] < self.patch[1] + 2 * max_shift or raw.shape[2] < self.patch[2] + 2 * max_shift:
-                raise ValueError(f"training volume {raw.shape} is smaller than the patch {self.patch}")
+            if min(raw.shape[1:]) < 2 or any(raw.shape[i] < self.patch[i] + 2 * self.max_shift for i in (1, 2)):
+                raise ValueError(f"training volume {raw.shape} is too small for patches of {self.patch} shifted by "
+                                 f"up to {self.max_shift} px")
 
     def sample(self, rng: np.random.Generator):
         from ._augment import _intensity, _noise_blur
@@ -131,7 +136,11 @@ class DefectPatchSampler:
 
 
 def defect_loss(logits, target):
-    """Class-balanced binary cross-entropy on the middle section (damage is rare)."""
+    """Score logits (N, 1, 3, Y, X) against the middle section's mask (N, 1, 1, Y, X).
+
+    Class-balanced binary cross-entropy (damage is rare): positives and negatives get
+    half the weight each, so an uninformed network scores ln 2.
+    """
     import torch.nn.functional as F
 
     logits = logits.float()[:, :, 1:2]
@@ -141,13 +150,25 @@ def defect_loss(logits, target):
     return F.binary_cross_entropy_with_logits(logits, target, weight=w, reduction="sum")
 
 
-def defect_probability(prev, section, nxt, model) -> np.ndarray:
-    """Damage probability (Y, X) of ``section`` between its registered neighbours.
+def defect_probability(prev, section, nxt, model, *, tile: int = 1024, context: int = 64) -> np.ndarray:
+    """Compute the damage probability (Y, X) of ``section`` between its registered neighbours.
 
-    The three images are float arrays in 0..1 of one shape; pass the one neighbour twice
-    for an end section. Where an image has no data (NaN: outside a warped section), it is
-    filled from the others at the same place (a flat fill would look like a crack or a
-    smear), or with its median where none has data.
+    Parameters
+    ----------
+    prev, section, nxt : (Y, X) float arrays in 0..1
+        The section and its neighbours, registered; pass the one neighbour twice for an
+        end section. Where an image has no data (NaN: outside a warped section), it is
+        filled from the others at the same place (a flat fill would look like a crack or
+        a smear), or with its median where none has data.
+    model : UNet3D
+        The defect network (:func:`~connectomix.models.load_model` with ``task="defects"``).
+    tile, context : int
+        Large sections are predicted in tiles of ``tile`` pixels, each read with
+        ``context`` pixels around it, so memory stays bounded.
+
+    Returns
+    -------
+    (Y, X) float32 array in 0..1.
     """
     import torch
 
@@ -159,10 +180,21 @@ def defect_probability(prev, section, nxt, model) -> np.ndarray:
         for i in range(3):
             fill = np.where(np.isfinite(mean), mean, float(np.median(x[i][fin[i]])) if fin[i].any() else 0.5)
             x[i] = np.where(fin[i], x[i], fill)
-    f = model.factor
-    pad = [(0, 0)] + [(0, (-s) % k) for s, k in zip(x.shape[1:], f[1:])]
-    x = np.pad(x, pad, mode="reflect")
-    with torch.no_grad():
-        y = model(torch.from_numpy(x[None, None])).numpy()[0, 0, 1]
-    y = y[: section.shape[0], : section.shape[1]]
-    return 1.0 / (1.0 + np.exp(-y))
+    f = model.factor[1:]
+    device = next(model.parameters()).device
+    Y, X = x.shape[1:]
+    out = np.empty((Y, X), np.float32)
+    step = max(f[0], tile // f[0] * f[0]), max(f[1], tile // f[1] * f[1])
+    ctx = [context // k * k for k in f]
+    for y0 in range(0, Y, step[0]):
+        for x0 in range(0, X, step[1]):
+            y1, x1 = min(Y, y0 + step[0]), min(X, x0 + step[1])
+            a0, b0 = max(0, y0 - ctx[0]), max(0, x0 - ctx[1])  # multiples of the pooling factor
+            a1, b1 = min(Y, y1 + ctx[0]), min(X, x1 + ctx[1])
+            part = x[:, a0:a1, b0:b1]
+            pad = [(0, 0)] + [(0, (-s) % k) for s, k in zip(part.shape[1:], f)]
+            part = np.pad(part, pad, mode="reflect" if min(part.shape[1:]) > 1 else "edge")
+            with torch.no_grad():
+                y = model(torch.from_numpy(part[None, None]).to(device)).float().cpu().numpy()[0, 0, 1]
+            out[y0:y1, x0:x1] = y[y0 - a0 : y1 - a0, x0 - b0 : x1 - b0]
+    return 1.0 / (1.0 + np.exp(-out))

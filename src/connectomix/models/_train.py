@@ -307,13 +307,16 @@ def train(
     start_it, elapsed, history = 0, 0.0, []
     ckpt_path = out / "checkpoint.pt"
     if ckpt_path.exists():
+        prev = json.loads((out / "model.json").read_text()) if (out / "model.json").exists() else {}
+        if prev and (prev.get("task", "affinities") != task or prev.get("config", model.config) != model.config):
+            raise ValueError(f"{out} holds a {prev.get('task', 'affinities')} model {prev.get('config')}; it cannot "
+                             f"be resumed as a {task} model {model.config} (another --out, or the same options)")
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         start_it, elapsed = int(ckpt["iteration"]), float(ckpt["seconds"])
         history = json.loads(ckpt["history"])
         log(f"resumed from {ckpt_path} at iteration {start_it}")
-        prev = json.loads((out / "model.json").read_text()) if (out / "model.json").exists() else {}
         if prev.get("offsets", offsets) != offsets:
             raise ValueError(f"{out} was trained with offsets {prev['offsets']}, not {offsets}")
     elif init is not None:
@@ -488,8 +491,8 @@ def load_model(model_dir=None, *, device: str = "cpu", task: str | None = None):
     """Load a trained U-Net (weights only, never arbitrary pickles) and its metadata.
 
     ``model_dir=None`` loads the model that ships with connectomix for ``task``
-    (``"affinities"`` by default, or ``"synapses"``). A model trained for another task
-    than the one asked for is refused.
+    (``"affinities"`` by default, ``"synapses"`` or ``"defects"``). A model trained for
+    another task than the one asked for is refused.
     """
     import torch
 

@@ -84,5 +84,12 @@ def test_defect_training_learns_and_predicts_any_size(tmp_path):
     nan = img[2].copy()
     nan[:, :10] = np.nan  # no data there: filled, still a finite map
     assert np.isfinite(defect_probability(img[1], nan, img[3], model)).all()
-    with pytest.raises(Exception, match="defects"):
+    tiled = defect_probability(img[1], img[2], img[3], model, tile=32, context=64)
+    assert np.allclose(tiled, p, atol=1e-5)  # tiles read their context: the same map, in bounded memory
+    from connectomix.errors import ModelError
+
+    with pytest.raises(ModelError, match="defects"):
         load_model(tmp_path / "def", task="affinities")
+    with pytest.raises(ValueError, match="cannot be resumed"):  # another task on this model directory
+        train(tmp_path / "def", vols, vols[:1], iterations=70, patch=(3, 32, 32), features=8, task="defects",
+              threads=1, log=lambda m: None)
