@@ -175,3 +175,22 @@ def test_end_sections_bridged_across_missing_ones_are_not_damaged():
     ncc = replace(RegisterSettings(), damage_model=False)
     res = register_stack(raw, reference=4, elastic=False, settings=ncc, log=lambda m: None)
     assert (res["damaged_fraction"][[0, 7]] < ncc.damage_min_fraction).all(), res["damaged_fraction"]
+
+
+def test_defect_network_reads_the_same_tissue_the_same_in_any_grey_range():
+    # 8-bit, 16-bit (x257) and 0..1 float copies of one stack: the network sees the same images
+    pytest.importorskip("torch")
+    from connectomix.align import RegisterSettings, damage_maps
+
+    from connectomix.synth import SynthSettings, generate
+
+    out = generate(SynthSettings(shape=(8, 192, 192), damaged_sections=2), 7)  # registered already
+    raw = out["raw"].astype(np.float32)
+    usable = np.ones(len(raw), bool)
+    s = RegisterSettings()
+    _, f8 = damage_maps(list(raw), usable, s, np.uint8)
+    _, f16 = damage_maps(list(raw * 257), usable, s, np.uint16)
+    _, f1 = damage_maps(list(raw / 255), usable, s, np.float32)
+    q = out["section_quality"]
+    assert set(np.flatnonzero(f8 >= s.damage_min_fraction)) == set(q.index[q["status"] == "damaged"])
+    assert np.allclose(f8, f16, atol=1e-3) and np.allclose(f8, f1, atol=1e-3), (f8, f16, f1)

@@ -33,21 +33,23 @@ def _one(args):
     return vol["raw"], mask, vectors
 
 
-def _generate_all(seeds, preset, shape, synapses, workers, log):
-    jobs = [(preset, int(s), tuple(shape), synapses) for s in seeds]
+def _generate_all(seeds, preset, shape, synapses, workers, log, one=None):
+    """``one((preset, seed, shape, synapses))`` for every seed (default :func:`_one`), in ``workers`` processes."""
+    one = one or _one
+    jobs = [(preset, int(s), tuple(int(v) for v in shape), synapses) for s in seeds]
     if workers and workers > 1 and len(jobs) > 1:
         import multiprocessing as mp
 
         with mp.get_context("fork").Pool(min(workers, len(jobs))) as pool:
             out = []
-            for seed, vol in zip(seeds, pool.imap(_one, jobs)):
+            for seed, vol in zip(seeds, pool.imap(one, jobs)):
                 out.append(vol)
                 if log:
                     log(f"generated {preset} seed {seed}: {vol[0].shape}")
             return out
     out = []
     for seed, job in zip(seeds, jobs):
-        out.append(_one(job))
+        out.append(one(job))
         if log:
             log(f"generated {preset} seed {seed}: {out[-1][0].shape}")
     return out

@@ -30,10 +30,10 @@ def _one(args):
     from ..evaluate import damage_strip
     from ..synth import generate, resolve_settings
 
-    seed, shape = args
-    s = resolve_settings(preset="train", seed=seed, shape=shape)
+    preset, seed, shape, _ = args
+    s = resolve_settings(preset=preset, seed=seed, shape=shape)
     s = s.replace(misalign=False, missing_sections=0, damaged_sections=max(1, shape[0] // 3))
-    vol = generate(s, seed, preset="train")
+    vol = generate(s, seed, preset=preset)
     q = vol["section_quality"]
     mask = np.zeros(vol["raw"].shape, np.uint8)
     for _, row in q[q["status"] == "damaged"].iterrows():
@@ -47,17 +47,9 @@ def make_defect_volumes(seeds, *, shape=(12, 256, 256), workers: int = 0, log=No
     ``train`` preset settings without misalignment or missing sections, with a third of
     the sections damaged; ``workers`` processes generate them.
     """
-    jobs = [(int(s), tuple(int(v) for v in shape)) for s in seeds]
-    if workers and workers > 1 and len(jobs) > 1:
-        import multiprocessing as mp
+    from ._data import _generate_all
 
-        with mp.get_context("fork").Pool(min(workers, len(jobs))) as pool:
-            out = list(pool.imap(_one, jobs))
-    else:
-        out = [_one(j) for j in jobs]
-    if log:
-        log(f"generated {len(out)} defect volumes of {tuple(shape)}")
-    return out
+    return _generate_all(seeds, "train", shape, None, workers, log, one=_one)
 
 
 class DefectPatchSampler:
@@ -77,7 +69,6 @@ class DefectPatchSampler:
             raise ValueError(f"the defect network reads 3 sections: patch must be (3, Y, X), got {self.patch}")
         self.augment = augment
         self.max_shift = int(max_shift) if augment else 0
-        self.mask = None  # read by train(): this task has no per-voxel validity mask
         self.damaged = [np.flatnonzero(m.reshape(m.shape[0], -1).any(1)) for _, m in volumes]
         for raw, _ in volumes:
             if min(raw.shape[1:]) < 2 or any(raw.shape[i] < self.patch[i] + 2 * self.max_shift for i in (1, 2)):
