@@ -61,6 +61,24 @@ def test_blockwise_equals_whole_array_label_for_label(tmp_path, affinities, refe
     assert calls[-1] == (3 * res.n_blocks, 3 * res.n_blocks)
 
 
+XY = SegmentConfig(fragments_in_xy=True, seed_sigma=(0, 1, 1), seed_radius=(0, 2, 2), seed_threshold=0.3)
+
+
+@pytest.mark.parametrize("block_vx", [(8, 32, 24), (4, 16, 48)])
+def test_blockwise_fragments_in_xy_equal_the_whole_array(tmp_path, affinities, block_vx):
+    reference = segment(affinities, threshold=0.5, config=XY)
+    run = _run_with(tmp_path, affinities)
+    res = segment_affinities(run, XY.replace(block_shape=block_vx), threshold=0.5, cluster=SYNC)
+    assert res.n_blocks > 4
+    fragments = _read(run, "fragments")
+    np.testing.assert_array_equal(fragments, reference.fragments)
+    np.testing.assert_array_equal(_read(run, "segmentation"), reference.segmentation)
+    # no fragment spans two sections, and the segments do
+    per_section = [set(np.unique(fragments[z]).tolist()) for z in range(fragments.shape[0])]
+    assert all(not (a & b) for a, b in zip(per_section, per_section[1:]))
+    assert reference.segmentation.max() < reference.fragments.max() / 4
+
+
 def test_two_dask_workers_give_the_same_result(tmp_path, affinities, reference):
     run = _run_with(tmp_path, affinities)
     segment_affinities(run, SegmentConfig(block_shape=(8, 32, 48)), cluster=ClusterConfig(scheduler=None, workers=2))

@@ -11,6 +11,7 @@ from connectomix.segment._fragments import (
     label_leftovers,
     label_seeds,
     mean_affinity,
+    seed_components,
     seed_context_vx,
     seed_mask,
 )
@@ -155,30 +156,108 @@ def test_seed_map_and_growth_are_local(seed, corner):
     np.testing.assert_array_equal(part[inner], whole[write])
 
 
+@pytest.mark.parametrize("in_xy", [False, True])
 @pytest.mark.parametrize("shape", [(1, 1, 5), (1, 4, 1), (3, 1, 1), (2, 3, 4), (5, 7, 6)])
-def test_mean_affinity_is_the_sum_over_the_count_of_edges(shape):
+def test_mean_affinity_is_the_sum_over_the_count_of_edges(shape, in_xy):
     q = np.random.default_rng(3).integers(0, LEVELS + 1, (3,) + shape).astype(np.uint16)
     total = np.zeros(shape, np.int64)
     count = np.zeros(shape, np.int64)
-    for d in range(3):
+    for d in ((1, 2) if in_xy else (0, 1, 2)):
         hi = (slice(None),) * d + (slice(1, None),)
         lo = (slice(None),) * d + (slice(None, -1),)
         for side in (hi, lo):
             total[side] += q[d][hi]
             count[side] += 1
+    if not count.all():  # no edge at all (a 1-voxel plane): 1, as for a lone voxel
+        assert in_xy and count.max() == 0
+        np.testing.assert_array_equal(mean_affinity(q, in_xy=True), np.ones(shape, np.float32))
+        return
     expected = total.astype(np.float32) / (count.astype(np.float32) * np.float32(LEVELS))
-    np.testing.assert_array_equal(mean_affinity(q), expected)
+    np.testing.assert_array_equal(mean_affinity(q, in_xy=in_xy), expected)
 
 
+@pytest.mark.parametrize("in_xy", [False, True])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("levels", [(0.9, 0.7, 0.5, 0.0), (0.6,)])  # (0.6,) leaves leftovers
-def test_compact_fragments_equal_the_renumbered_provisional_ids(seed, levels):
+def test_compact_fragments_equal_the_renumbered_provisional_ids(seed, levels, in_xy):
     # segment() keeps compact ids through growth; the chain of public kernels is the reference
     from connectomix.segment._segment import _fragments, _provisional, _renumber
 
     q = quantize(np.random.default_rng(seed).random((3, 6, 20, 23)).astype(np.float32) ** 0.5)
-    cfg = SegmentConfig(grow_levels=levels, grow_rounds=1 + seed)
+    cfg = SegmentConfig(grow_levels=levels, grow_rounds=1 + seed, fragments_in_xy=in_xy)
     fragments, sizes = _fragments(q, cfg)
     expected, expected_sizes = _renumber(_provisional(q, cfg))
     np.testing.assert_array_equal(fragments, expected)
     np.testing.assert_array_equal(sizes, expected_sizes)
+
+
+# ------------------------------------------------------------------ fragments in xy
+XY = SegmentConfig(fragments_in_xy=True, seed_sigma=(0, 1, 1), seed_radius=(0, 2, 2))
+
+
+def test_seed_components_in_xy_never_join_sections():
+    mask = np.zeros((3, 6, 6), bool)
+    mask[:, 1:4, 1:4] = True  # one column through all sections
+    mask[1, 5, 5] = True
+    assert seed_components(mask).max() == 2
+    cc = seed_components(mask, in_xy=True)
+    assert cc.max() == 4
+    # numbered 1.. in raster order, one per section for the column
+    assert [int(cc[z, 1, 1]) for z in range(3)] == [1, 2, 4]
+    assert int(cc[1, 5, 5]) == 3
+    labels = label_seeds(mask, in_xy=True)
+    assert int(labels[2, 1, 1]) == 1 + np.ravel_multi_index((2, 1, 1), mask.shape)
+
+
+def test_fragments_in_xy_lie_in_one_section_and_the_agglomeration_joins_them():
+    from connectomix.segment import segment
+
+    truth = blobs((12, 40, 40), n=12, seed=1)
+    aff = affinities_from_labels(truth)
+    frags = watershed(aff, config=XY)
+    z_of = {}
+    for z in range(frags.shape[0]):
+        for f in np.unique(frags[z]):
+            assert z_of.setdefault(int(f), z) == z, "a fragment spans two sections"
+    assert len(z_of) >= 12 * 2
+    # a fragment is one object's cross-section: nothing to undo
+    split, merge = variation_of_information(truth, frags)
+    assert merge < 1e-9
+    seg = segment(aff, threshold=0.5, config=XY).segmentation
+    split, merge = variation_of_information(truth, seg)
+    assert split < 1e-9 and merge < 1e-9
+
+
+def test_fragments_in_xy_do_not_leak_through_a_weak_z_boundary():
+    # Two objects stacked in z; the upper one is faint in-plane (no seed of its own) and
+    # the z-boundary between them looks joined: a 3D fragment grows through it, an xy
+    # fragment cannot.
+    truth = np.ones((4, 24, 24), np.uint32)
+    truth[3:] = 2
+    aff = affinities_from_labels(truth).astype(np.float32)
+    aff[1:3, 3] = 0.45  # faint in-plane
+    aff[0, 3] = 0.6  # the boundary between sections 2 and 3
+    assert len(np.unique(watershed(aff)[2:4])) == 1
+    frags = watershed(aff, config=XY)
+    assert not set(np.unique(frags[:3])) & set(np.unique(frags[3:]))
+
+
+@given(seed=st.integers(0, 10_000), corner=st.tuples(st.integers(0, 6), st.integers(0, 10), st.integers(0, 10)))
+@settings(max_examples=8, deadline=None)
+def test_fragments_in_xy_are_local_in_plane_and_need_one_section_of_context(seed, corner):
+    cfg = XY
+    shape = (14, 24, 24)
+    q = _smooth_random_affinities(seed, shape)
+    kw = dict(sigma=cfg.seed_sigma, radius=cfg.seed_radius, delta=cfg.seed_delta, threshold=cfg.seed_threshold,
+              in_xy=True)
+    whole_mask = seed_mask(q, **kw)
+    grow_kw = dict(levels=cfg.grow_levels, rounds=cfg.grow_rounds, slack=cfg.grow_slack, in_xy=True)
+    seeds = label_seeds(whole_mask, in_xy=True)
+    whole = grow(seeds.copy(), q, **grow_kw)
+    size = (5, 8, 8)
+    write = tuple(slice(c, c + s) for c, s in zip(corner, size))
+    ctx = (0,) + (cfg.grow_steps + 1,) * 2
+    read = tuple(slice(max(0, w.start - c), min(n, w.stop + c)) for w, c, n in zip(write, ctx, shape))
+    inner = tuple(slice(w.start - r.start, w.stop - r.start) for w, r in zip(write, read))
+    part = grow(np.ascontiguousarray(seeds[read]), q[(slice(None),) + read], **grow_kw)
+    np.testing.assert_array_equal(part[inner], whole[write])

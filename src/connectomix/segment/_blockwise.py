@@ -23,7 +23,9 @@ Each voxel's value is defined on the whole volume, and each pass computes it exa
 * Growth is synchronous and looks one voxel per round, so after ``R`` rounds a voxel's
   label depends only on seeds and affinities within ``R + 1`` voxels; pass B reads
   ``R + 2`` voxels of context, so the labels of the write region *and of the layer
-  just before it* are exact. Ties are broken by direction, never by label value, so
+  just before it* are exact. Fragments in xy (``fragments_in_xy``) never grow across
+  sections, so along z pass B reads 2 sections of context, and seed pieces are
+  joined across y and x block faces only. Ties are broken by direction, never by label value, so
   provisional ids (which differ between layouts) do not change the outcome. Leftover
   voxels are named by their own global raster index.
 * The region graph: every voxel face is counted once, by the block that holds its
@@ -89,11 +91,12 @@ def seeds_kernel(block: Block, inputs, *, config: SegmentConfig, total_shape, vo
     """Pass A: the seed components of one write region, named by global raster index."""
     aff = inputs["affinities"]
     q = quantize(aff.data, name=f"affinities (read at {aff.roi})")
+    xy = config.fragments_in_xy
     mask = seed_mask(q, sigma=config.seed_sigma, radius=config.seed_radius, delta=config.seed_delta,
-                     threshold=config.seed_threshold)
+                     threshold=config.seed_threshold, in_xy=xy)
     w = _write_slices(block, aff)
     origin = _origin_vx(block.write_roi.offset, volume_offset, aff.voxel_size)
-    return {"seeds": label_seeds(mask[w], origin_vx=origin, total_shape=total_shape)}
+    return {"seeds": label_seeds(mask[w], origin_vx=origin, total_shape=total_shape, in_xy=xy)}
 
 
 def grow_kernel(block: Block, inputs, *, config: SegmentConfig, total_shape, volume_offset) -> dict:
@@ -104,10 +107,11 @@ def grow_kernel(block: Block, inputs, *, config: SegmentConfig, total_shape, vol
     assert aff.roi == seeds.roi, "affinities and seeds share one grid and one context"
     q = quantize(aff.data, name=f"affinities (read at {aff.roi})")
     w = _write_slices(block, seeds)
-    a, b = face_pairs(seeds.data, w)
+    xy = config.fragments_in_xy
+    a, b = face_pairs(seeds.data, w, axes=(1, 2) if xy else (0, 1, 2))
     # Compact block-local ids (uint32) for the work; ``lut`` names them globally.
     lut, local = compact_ids(seeds.data)
-    grow(local, q, levels=config.grow_levels, rounds=config.grow_rounds, slack=config.grow_slack)
+    grow(local, q, levels=config.grow_levels, rounds=config.grow_rounds, slack=config.grow_slack, in_xy=xy)
     origin = _origin_vx(seeds.offset, volume_offset, seeds.voxel_size)
     lut = _name_leftovers(local, lut, q, origin, total_shape)
     g = edge_contributions(local, q, region=w)
@@ -264,7 +268,8 @@ def _segment(run: Run, cfg: SegmentConfig, aff: Volume, chunks, block_vx, cluste
     task_cfg = cfg.to_dict() | {"input_token": write_token(aff)}
     block_shape = Coordinate(block_vx) * vs
     ctx_a = Coordinate(seed_context_vx(cfg.seed_sigma, cfg.seed_radius)) * vs
-    ctx_b = Coordinate((cfg.grow_steps + 2,) * 3) * vs
+    # growth in xy never crosses a section: along z, the edge layer before a block is all it needs
+    ctx_b = Coordinate((2 if cfg.fragments_in_xy else cfg.grow_steps + 2,) + (cfg.grow_steps + 2,) * 2) * vs
     seconds: dict = {}
     blocks_run: dict = {}
     client, close = _client(cluster)

@@ -36,6 +36,11 @@ class SegmentConfig:
     grow_slack : float
         Before the last level, a voxel joins a neighbour only through an edge within
         this much of its strongest edge.
+    fragments_in_xy : bool
+        Fragments within sections: seeds and growth follow in-plane affinities only,
+        and the agglomeration joins fragments across sections by their z-affinities.
+        Better for anisotropic serial-section EM, whose z-affinities are the weakest;
+        ``seed_sigma`` and ``seed_radius`` along z are then usually 0.
     min_size : int
         Segments smaller than this (voxels) join their best neighbour; 0 keeps all.
     affinities, fragments, segmentation : str
@@ -53,6 +58,7 @@ class SegmentConfig:
     grow_levels: tuple[float, ...] = (0.9, 0.7, 0.5, 0.0)
     grow_rounds: int = 3
     grow_slack: float = 0.1
+    fragments_in_xy: bool = False
     min_size: int = 0
     affinities: str = "affinities"
     fragments: str = "fragments"
@@ -83,6 +89,8 @@ class SegmentConfig:
         if not levels or any(b > a for a, b in zip(levels, levels[1:])):
             raise ConfigError(f"segment.grow_levels must be one or more levels from high to low, got {self.grow_levels!r}")
         _set(self, "grow_levels", levels)
+        if not isinstance(self.fragments_in_xy, bool):
+            raise ConfigError(f"segment.fragments_in_xy must be true or false, got {self.fragments_in_xy!r}")
         for name, lo in (("grow_rounds", 1), ("min_size", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < lo:

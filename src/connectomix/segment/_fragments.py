@@ -24,6 +24,14 @@ result identical to the whole-volume one (see :mod:`._blockwise`):
 5. **Leftovers**: a voxel no seed reached becomes a fragment of its own (id
    ``1 + its global raster index``), unless all its affinities are 0, which makes it
    background (0). Agglomeration joins leftovers back by their strong edges.
+
+**Fragments in xy** (``in_xy=True``, as in the anisotropic pipelines of Funke et al.
+2018): the boundary map averages the in-plane affinities only, seed components are
+4-connected within a section, and growth follows in-plane edges only, so no fragment
+spans two sections. Serial-section EM resolves boundaries far better in-plane than
+across its 30-50 nm sections, and a 3D fragment that leaks through one weak
+z-affinity is a merge no agglomeration can undo; the z-affinities are used where
+they are at their best, as evidence for joining whole fragments.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ __all__ = [
     "seed_mask",
     "seed_context_vx",
     "label_seeds",
+    "seed_components",
     "grow",
     "label_leftovers",
     "leftover_voxels",
@@ -56,13 +65,15 @@ _OUTSIDE = np.uint32(np.iinfo(np.uint32).max)
 TRUNCATE = 2.0
 
 
-def mean_affinity(q: np.ndarray) -> np.ndarray:
+def mean_affinity(q: np.ndarray, *, in_xy: bool = False) -> np.ndarray:
     """The mean of the nearest-neighbour affinities touching each voxel.
 
     Parameters
     ----------
     q : ndarray, (3, Z, Y, X) uint16
         Quantised nearest-neighbour affinities (:func:`quantize`).
+    in_xy : bool
+        Average the in-plane (y, x) affinities only.
 
     Returns
     -------
@@ -72,8 +83,9 @@ def mean_affinity(q: np.ndarray) -> np.ndarray:
     shape = q.shape[1:]
     # Sums of up to six uint16 levels stay below 2**24, so float32 holds them exactly
     # and the division needs no separate conversion pass.
+    axes = (1, 2) if in_xy else (0, 1, 2)
     total = np.zeros(shape, np.float32)
-    for d in range(3):
+    for d in axes:
         hi = _axis_slice(d, 1, None)
         lo = _axis_slice(d, None, -1)
         edge = q[d][hi]  # the edge between v (hi) and v - e_d (lo)
@@ -82,7 +94,8 @@ def mean_affinity(q: np.ndarray) -> np.ndarray:
     # Edges per voxel: two along each axis, one at an end of it, none if it is 1 long;
     # a sum of three broadcast vectors instead of a full-volume count.
     count = np.zeros((1, 1, 1), np.float32)
-    for d, n in enumerate(shape):
+    for d in axes:
+        n = shape[d]
         c = np.zeros(n, np.float32)
         if n > 1:
             c += 2
@@ -103,7 +116,7 @@ def seed_context_vx(sigma: Sequence[float], radius: Sequence[int], truncate: flo
 
 
 def seed_mask(q: np.ndarray, *, sigma: Sequence[float], radius: Sequence[int], delta: float,
-              threshold: float, truncate: float = TRUNCATE) -> np.ndarray:
+              threshold: float, truncate: float = TRUNCATE, in_xy: bool = False) -> np.ndarray:
     """Voxels deep inside objects: near-maxima of the smoothed mean affinity.
 
     A voxel seeds where the Gaussian-smoothed :func:`mean_affinity` ``g`` is within
@@ -111,11 +124,12 @@ def seed_mask(q: np.ndarray, *, sigma: Sequence[float], radius: Sequence[int], d
     ``threshold``. The relative test adapts to the level of the map (noise lowers the
     mean affinity inside objects as much as near their boundaries), so that the
     voxels next to a boundary, weak or strong, never seed. Local to
-    :func:`seed_context_vx` voxels.
+    :func:`seed_context_vx` voxels. ``in_xy``: the map averages in-plane affinities
+    only (:func:`mean_affinity`).
     """
     from scipy import ndimage
 
-    g = mean_affinity(q)
+    g = mean_affinity(q, in_xy=in_xy)
     if any(float(s) > 0 for s in sigma):
         g = ndimage.gaussian_filter(g, [float(s) for s in sigma], truncate=truncate, mode="nearest")
     peak = _maximum_filter(g, radius)  # a new array: updated in place below
@@ -151,7 +165,7 @@ def global_index(local_flat: np.ndarray, local_shape, origin_vx, total_shape) ->
     return ((z + oz) * ty + (y + oy)) * tx + (x + ox)
 
 
-def label_seeds(mask: np.ndarray, *, origin_vx=(0, 0, 0), total_shape=None) -> np.ndarray:
+def label_seeds(mask: np.ndarray, *, origin_vx=(0, 0, 0), total_shape=None, in_xy: bool = False) -> np.ndarray:
     """6-connected components of ``mask``, each named by its first voxel's global index.
 
     Parameters
@@ -161,6 +175,8 @@ def label_seeds(mask: np.ndarray, *, origin_vx=(0, 0, 0), total_shape=None) -> n
         Where ``mask`` starts in the whole volume, voxels.
     total_shape : sequence of int, optional
         Shape of the whole volume; defaults to ``mask.shape``.
+    in_xy : bool
+        Components within each section only (4-connected in y, x).
 
     Returns
     -------
@@ -168,11 +184,10 @@ def label_seeds(mask: np.ndarray, *, origin_vx=(0, 0, 0), total_shape=None) -> n
         0 outside the mask; otherwise ``1 + raster index (in the whole volume) of the
         first voxel of the component``.
     """
-    import cc3d
     import fastremap
 
     total_shape = mask.shape if total_shape is None else tuple(total_shape)
-    cc = np.ascontiguousarray(cc3d.connected_components(np.ascontiguousarray(mask), connectivity=6))
+    cc = seed_components(mask, in_xy=in_xy)
     ids, first = fastremap.unique(cc, return_index=True)
     lut = np.zeros(int(ids[-1]) + 1 if len(ids) else 1, np.uint64)
     keep = ids != 0
@@ -180,8 +195,26 @@ def label_seeds(mask: np.ndarray, *, origin_vx=(0, 0, 0), total_shape=None) -> n
     return lut[cc]
 
 
+def seed_components(mask: np.ndarray, *, in_xy: bool = False, out_dtype=None) -> np.ndarray:
+    """Components of a seed mask (connected-components-3d), numbered 1.. in raster order.
+
+    6-connected; with ``in_xy``, within each section only: the mask is handed to cc3d
+    as a multi-label image whose label is the section's index, and voxels of
+    different labels never join.
+    """
+    import cc3d
+
+    kw = {} if out_dtype is None else {"out_dtype": out_dtype}
+    mask = np.ascontiguousarray(mask)
+    if in_xy and mask.ndim == 3 and mask.shape[0] > 1:
+        dtype = np.uint16 if mask.shape[0] < 2**16 else np.uint32
+        planes = np.arange(1, mask.shape[0] + 1, dtype=dtype).reshape(-1, 1, 1)
+        mask = np.multiply(mask, planes, dtype=dtype)
+    return np.ascontiguousarray(cc3d.connected_components(mask, connectivity=6, **kw))
+
+
 def grow(labels: np.ndarray, q: np.ndarray, *, levels: Sequence[float], rounds: int,
-         slack: float | None = None) -> np.ndarray:
+         slack: float | None = None, in_xy: bool = False) -> np.ndarray:
     """Grow labelled regions into unlabelled voxels along strong edges, in place.
 
     Parameters
@@ -199,6 +232,8 @@ def grow(labels: np.ndarray, q: np.ndarray, *, levels: Sequence[float], rounds: 
         Before the last level, a voxel joins only through an edge within ``slack``
         of its strongest edge, so that a noisy edge across a faint boundary does not
         pull it into the wrong object while its own object's front is on the way.
+    in_xy : bool
+        Grow along in-plane (y, x) edges only: z-affinities are read as 0.
 
     Returns
     -------
@@ -234,7 +269,7 @@ def grow(labels: np.ndarray, q: np.ndarray, *, levels: Sequence[float], rounds: 
     lab = np.full(padded_shape, _OUTSIDE, np.uint32)
     lab[inner] = local.reshape(shape)
     aff = np.zeros((3,) + padded_shape, np.uint16)
-    for d in range(3):
+    for d in ((1, 2) if in_xy else (0, 1, 2)):
         aff[(d,) + inner] = q[d]
         first = [slice(1, -1)] * 3
         first[d] = slice(1, 2)

@@ -153,14 +153,15 @@ def reduce_edges(u, v, aff_sum, area) -> dict:
     }
 
 
-def face_pairs(labels: np.ndarray, region: tuple) -> tuple[np.ndarray, np.ndarray]:
+def face_pairs(labels: np.ndarray, region: tuple, axes=(0, 1, 2)) -> tuple[np.ndarray, np.ndarray]:
     """Pairs of non-zero ids facing each other across the lower faces of ``region``.
 
     Used for seeds: two seed voxels that touch belong to one seed, so each pair is a
-    union to make across a block face.
+    union to make across a block face. ``axes``: the faces to look across (``(1, 2)``
+    for seeds that never join across sections).
     """
     a_all, b_all = [], []
-    for d in range(3):
+    for d in axes:
         start = region[d].start or 0
         if start == 0:
             continue

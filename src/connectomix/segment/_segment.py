@@ -14,7 +14,7 @@ import numpy as np
 from ._affinities import quantize
 from ._agglomerate import agglomerate_graph, canonical_segments
 from ._config import SegmentConfig
-from ._fragments import grow, label_leftovers, label_seeds, leftover_voxels, seed_mask
+from ._fragments import grow, label_leftovers, label_seeds, leftover_voxels, seed_components, seed_mask
 from ._graph import edge_contributions, scores
 
 __all__ = ["watershed", "region_graph", "agglomerate", "segment", "Segmentation"]
@@ -26,9 +26,10 @@ def _config(config: SegmentConfig | None, **changes) -> SegmentConfig:
 
 def _provisional(q: np.ndarray, cfg: SegmentConfig) -> np.ndarray:
     """Seeds, growth and leftovers on one array: ids are ``1 + global raster index``."""
+    xy = cfg.fragments_in_xy
     labels = label_seeds(seed_mask(q, sigma=cfg.seed_sigma, radius=cfg.seed_radius, delta=cfg.seed_delta,
-                                   threshold=cfg.seed_threshold))
-    grow(labels, q, levels=cfg.grow_levels, rounds=cfg.grow_rounds, slack=cfg.grow_slack)
+                                   threshold=cfg.seed_threshold, in_xy=xy), in_xy=xy)
+    grow(labels, q, levels=cfg.grow_levels, rounds=cfg.grow_rounds, slack=cfg.grow_slack, in_xy=xy)
     return label_leftovers(labels, q)
 
 
@@ -55,12 +56,12 @@ def _fragments(q: np.ndarray, cfg: SegmentConfig) -> tuple[np.ndarray, np.ndarra
     ranks of the provisional ids (``1 + raster index`` of a seed's first voxel or of
     the leftover voxel), which is the order :func:`_renumber` numbers them in.
     """
-    import cc3d
     import fastremap
 
+    xy = cfg.fragments_in_xy
     mask = seed_mask(q, sigma=cfg.seed_sigma, radius=cfg.seed_radius, delta=cfg.seed_delta,
-                     threshold=cfg.seed_threshold)
-    local = np.ascontiguousarray(cc3d.connected_components(mask, connectivity=6, out_dtype=np.uint32))
+                     threshold=cfg.seed_threshold, in_xy=xy)
+    local = seed_components(mask, in_xy=xy, out_dtype=np.uint32)
     del mask
     seed_ids, first = fastremap.unique(local, return_index=True)
     if local.size and seed_ids[0] == 0:
@@ -68,7 +69,7 @@ def _fragments(q: np.ndarray, cfg: SegmentConfig) -> tuple[np.ndarray, np.ndarra
     n_seeds = len(seed_ids)
     if n_seeds and int(seed_ids[-1]) != n_seeds:  # cc3d numbers components 1..n
         return _renumber(_provisional(q, cfg))
-    grow(local, q, levels=cfg.grow_levels, rounds=cfg.grow_rounds, slack=cfg.grow_slack)
+    grow(local, q, levels=cfg.grow_levels, rounds=cfg.grow_rounds, slack=cfg.grow_slack, in_xy=xy)
     left = leftover_voxels(local, q)
     n = n_seeds + left.size
     if n >= np.iinfo(np.uint32).max:  # more fragments than compact uint32 ids
@@ -89,7 +90,7 @@ def _fragments(q: np.ndarray, cfg: SegmentConfig) -> tuple[np.ndarray, np.ndarra
 
 def watershed(affinities, *, config: SegmentConfig | None = None, seed_sigma=None, seed_radius=None,
               seed_delta=None, seed_threshold=None, grow_levels=None, grow_rounds=None,
-              grow_slack=None) -> np.ndarray:
+              grow_slack=None, fragments_in_xy=None) -> np.ndarray:
     """Split affinities into fragments: seeds deep inside objects, grown along strong edges.
 
     Parameters
@@ -99,7 +100,7 @@ def watershed(affinities, *, config: SegmentConfig | None = None, seed_sigma=Non
         along z, y, x.
     config : SegmentConfig, optional
         Options; the keyword arguments below override its fields.
-    seed_sigma, seed_radius, seed_delta, seed_threshold, grow_levels, grow_rounds, grow_slack
+    seed_sigma, seed_radius, seed_delta, seed_threshold, grow_levels, grow_rounds, grow_slack, fragments_in_xy
         See :class:`SegmentConfig`.
 
     Returns
@@ -129,7 +130,7 @@ def watershed(affinities, *, config: SegmentConfig | None = None, seed_sigma=Non
     """
     cfg = _config(config, seed_sigma=seed_sigma, seed_radius=seed_radius, seed_delta=seed_delta,
                   seed_threshold=seed_threshold, grow_levels=grow_levels, grow_rounds=grow_rounds,
-                  grow_slack=grow_slack)
+                  grow_slack=grow_slack, fragments_in_xy=fragments_in_xy)
     q = quantize(affinities)
     return _fragments(q, cfg)[0].astype(np.uint64)
 

@@ -1,0 +1,130 @@
+"""Watershed + agglomeration on the shipped network's affinities: connectomix and its peers.
+
+`bench_segment.py` times the methods on made-up noisy affinities; this one scores them
+on what the pipeline really feeds them: the shipped affinity U-Net's output on generator
+volumes (32 x 256 x 256, 40 x 8 x 8 nm). Each method gets the same nearest-neighbour
+affinities and is scored at several thresholds (VOI split + merge in bits, adapted Rand
+error, against the generator's truth); the best threshold of each method is marked.
+
+connectomix (xy)   the pipeline's settings (`connectomix.pipeline.segment_config`):
+                   fragments within sections, joined across sections by mean-affinity
+                   agglomeration, segments < 300 voxels joined to their best neighbour
+connectomix (3D)   the same agglomeration on 3D fragments (the pipeline before
+                   2026-11-27), threshold 0.45, segments < 300 voxels joined
+waterz             `waterz.agglomerate` (zwatershed fragments, mean-affinity
+                   agglomeration), threshold t on 1 - mean affinity
+mwatershed         mutex watershed on the nearest-neighbour edges, weight affinity - b
+
+The default volumes are the validation seeds of the train preset (900-903), on which
+connectomix's settings were chosen; ``--preset eval --seeds 0 1 2 3 4`` scores crops of
+the frozen eval set instead, on which nothing was chosen.
+
+    .venv/bin/python benchmarks/bench_agglomeration.py [--preset train] [--seeds 900 901 902 903]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from bench_segment import _quiet
+
+
+def volumes(preset: str, seeds, shape):
+    from connectomix.models import load_model, make_volumes, predict_array
+
+    model, _ = load_model()
+    for seed, (raw, gt) in zip(seeds, make_volumes(seeds, preset=preset, shape=shape)):
+        yield seed, gt, predict_array(raw, model, model.factor)
+
+
+def ours(aff, threshold, in_xy):
+    from connectomix.pipeline import segment_config
+    from connectomix.segment import SegmentConfig, segment
+
+    cfg = segment_config(threshold=threshold) if in_xy else SegmentConfig(threshold=threshold, min_size=300)
+    return {threshold: segment(aff, config=cfg).segmentation}
+
+
+def waterz_all(aff, thresholds):
+    import waterz
+
+    a = np.ascontiguousarray(aff[:3], dtype=np.float32)
+    with _quiet():  # waterz reports its progress on the C++ stdout
+        segs = [s.copy() for s in waterz.agglomerate(a, [1 - t for t in sorted(thresholds, reverse=True)])]
+    return dict(zip(sorted(thresholds, reverse=True), segs))
+
+
+def mwatershed_all(aff, biases):
+    import mwatershed
+
+    out = {}
+    for b in biases:
+        # mwatershed's channel c at v is the edge (v, v + offset); ours is (v, v - e_c)
+        shifted = np.zeros((3,) + aff.shape[1:], np.float64)
+        for d in range(3):
+            src, dst = [slice(None)] * 3, [slice(None)] * 3
+            src[d], dst[d] = slice(1, None), slice(None, -1)
+            shifted[(d,) + tuple(dst)] = aff[(d,) + tuple(src)] - b
+        out[b] = mwatershed.agglom(shifted, [[1, 0, 0], [0, 1, 0], [0, 0, 1]])
+    return out
+
+
+def main():
+    from connectomix.evaluate import adapted_rand_error, variation_of_information
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--preset", default="train")
+    p.add_argument("--seeds", type=int, nargs="+", default=[900, 901, 902, 903])
+    p.add_argument("--shape", type=int, nargs=3, default=[32, 256, 256])
+    args = p.parse_args()
+    thresholds = [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6]
+    methods = {
+        "connectomix (xy)": lambda a: {t: s for t in thresholds for s in ours(a, t, True).values()},
+        "connectomix (3D)": lambda a: {t: s for t in thresholds for s in ours(a, t, False).values()},
+        "waterz": lambda a: waterz_all(a, thresholds),
+        "mwatershed": lambda a: mwatershed_all(a, [0.3, 0.4, 0.5, 0.6, 0.7]),
+    }
+    # timing: one parameter per method, the same for all (waterz computes all its
+    # thresholds in one pass, so the sweep's time would flatter it)
+    timed = {
+        "connectomix (xy)": lambda a: ours(a, 0.4, True),
+        "connectomix (3D)": lambda a: ours(a, 0.4, False),
+        "waterz": lambda a: waterz_all(a, [0.4]),
+        "mwatershed": lambda a: mwatershed_all(a, [0.5]),
+    }
+    scores: dict = {}  # (method, parameter) -> list of (split, merge, arand)
+    secs: dict = {}
+    for seed, gt, aff in volumes(args.preset, args.seeds, args.shape):
+        for name, fn in methods.items():
+            try:
+                segs = fn(aff)
+            except ImportError:
+                print(f"{name}: not installed (pip install waterz mwatershed)")
+                continue
+            t0 = time.perf_counter()
+            timed[name](aff)
+            secs[name] = secs.get(name, 0.0) + time.perf_counter() - t0
+            for par, seg in segs.items():
+                v = variation_of_information(seg, gt)
+                scores.setdefault((name, par), []).append((v.split, v.merge, adapted_rand_error(seg, gt).error))
+        print(f"scored {args.preset} seed {seed}", flush=True)
+    n = len(args.seeds)
+    print(f"\n{args.preset} seeds {args.seeds}, {'x'.join(map(str, args.shape))} voxels; mean over the volumes")
+    print(f"{'method':18} {'parameter':>9} {'VOI split':>9} {'merge':>7} {'total':>7} {'ARAND':>7}")
+    for name in methods:
+        rows = [(par, np.mean(v, axis=0)) for (m, par), v in scores.items() if m == name]
+        if not rows:
+            continue
+        best = min(rows, key=lambda r: r[1][0] + r[1][1])[0]
+        for par, (s, m, r) in sorted(rows):
+            mark = "  <- best" if par == best else ""
+            print(f"{name:18} {par:9.2f} {s:9.3f} {m:7.3f} {s + m:7.3f} {r:7.3f}{mark}")
+        vx = float(np.prod(args.shape))
+        print(f"{name:18} seconds per volume: {secs[name] / n:.2f} ({vx * n / secs[name] / 1e6:.2f} Mvoxel/s)")
+
+
+if __name__ == "__main__":
+    main()
