@@ -16,8 +16,8 @@ waterz             `waterz.agglomerate` (zwatershed fragments, mean-affinity
 mwatershed         mutex watershed on the nearest-neighbour edges, weight affinity - b
 
 The default volumes are the validation seeds of the train preset (900-903), on which
-connectomix's settings were chosen; ``--preset eval --seeds 0 1 2 3 4`` scores crops of
-the frozen eval set instead, on which nothing was chosen.
+connectomix's settings were chosen; ``--preset eval --seeds 0 1 2 3 4`` scores crops
+(the first ``--shape`` voxels) of the frozen eval set instead, on which nothing was chosen.
 
     .venv/bin/python benchmarks/bench_agglomeration.py [--preset train] [--seeds 900 901 902 903]
 """
@@ -36,8 +36,13 @@ def volumes(preset: str, seeds, shape):
     from connectomix.models import load_model, make_volumes, predict_array
 
     model, _ = load_model()
+    crop = tuple(slice(0, n) for n in shape)
+    if preset == "eval":  # frozen at its own shape: generate that, score a crop of it
+        from connectomix.synth import resolve_settings
+
+        shape = resolve_settings(preset="eval", seed=0).shape
     for seed, (raw, gt) in zip(seeds, make_volumes(seeds, preset=preset, shape=shape)):
-        yield seed, gt, predict_array(raw, model, model.factor)
+        yield seed, gt[crop], predict_array(raw[crop], model, model.factor)
 
 
 def ours(aff, threshold, in_xy):
