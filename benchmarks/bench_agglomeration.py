@@ -13,7 +13,13 @@ connectomix (3D)   the same agglomeration on 3D fragments (the pipeline before
                    2026-11-27), threshold 0.45, segments < 300 voxels joined
 waterz             `waterz.agglomerate` (zwatershed fragments, mean-affinity
                    agglomeration), threshold t on 1 - mean affinity
+waterz (xy)        waterz's agglomeration of connectomix's xy fragments (as the LSD
+                   pipelines hand it their own fragments), so the fragments and the
+                   merging can be told apart; no small-segment cleanup
 mwatershed         mutex watershed on the nearest-neighbour edges, weight affinity - b
+
+Voxels a method leaves at 0 (waterz below its low threshold, mwatershed's unmerged
+ones) are scored as one segment each, not as one shared segment.
 
 The default volumes are the validation seeds of the train preset (900-903), on which
 connectomix's settings were chosen; ``--preset eval --seeds 0 1 2 3 4`` scores crops
@@ -53,13 +59,29 @@ def ours(aff, threshold, in_xy):
     return {threshold: segment(aff, config=cfg).segmentation}
 
 
-def waterz_all(aff, thresholds):
+def waterz_all(aff, thresholds, fragments=None):
     import waterz
 
     a = np.ascontiguousarray(aff[:3], dtype=np.float32)
+    kw = {} if fragments is None else {"fragments": np.ascontiguousarray(fragments, dtype=np.uint64).copy()}
     with _quiet():  # waterz reports its progress on the C++ stdout
-        segs = [s.copy() for s in waterz.agglomerate(a, [1 - t for t in sorted(thresholds, reverse=True)])]
+        segs = [s.copy() for s in waterz.agglomerate(a, [1 - t for t in sorted(thresholds, reverse=True)], **kw)]
     return dict(zip(sorted(thresholds, reverse=True), segs))
+
+
+def waterz_xy_all(aff, thresholds):
+    from connectomix.pipeline import segment_config
+    from connectomix.segment import watershed
+
+    return waterz_all(aff, thresholds, fragments=watershed(aff[:3], config=segment_config()))
+
+
+def singletons(seg):
+    """Every voxel labelled 0 as a segment of its own."""
+    seg = np.asarray(seg).astype(np.uint64)
+    zero = seg == 0
+    seg[zero] = seg.max(initial=0) + 1 + np.arange(int(zero.sum()), dtype=np.uint64)
+    return seg
 
 
 def mwatershed_all(aff, biases):
@@ -90,6 +112,7 @@ def main():
         "connectomix (xy)": lambda a: {t: s for t in thresholds for s in ours(a, t, True).values()},
         "connectomix (3D)": lambda a: {t: s for t in thresholds for s in ours(a, t, False).values()},
         "waterz": lambda a: waterz_all(a, thresholds),
+        "waterz (xy)": lambda a: waterz_xy_all(a, thresholds),
         "mwatershed": lambda a: mwatershed_all(a, [0.3, 0.4, 0.5, 0.6, 0.7]),
     }
     # timing: one parameter per method, the same for all (waterz computes all its
@@ -98,6 +121,7 @@ def main():
         "connectomix (xy)": lambda a: ours(a, 0.4, True),
         "connectomix (3D)": lambda a: ours(a, 0.4, False),
         "waterz": lambda a: waterz_all(a, [0.4]),
+        "waterz (xy)": lambda a: waterz_xy_all(a, [0.4]),
         "mwatershed": lambda a: mwatershed_all(a, [0.5]),
     }
     scores: dict = {}  # (method, parameter) -> list of (split, merge, arand)
@@ -113,6 +137,7 @@ def main():
             timed[name](aff)
             secs[name] = secs.get(name, 0.0) + time.perf_counter() - t0
             for par, seg in segs.items():
+                seg = singletons(seg)
                 v = variation_of_information(seg, gt)
                 scores.setdefault((name, par), []).append((v.split, v.merge, adapted_rand_error(seg, gt).error))
         print(f"scored {args.preset} seed {seed}", flush=True)

@@ -244,7 +244,7 @@ def test_fragments_in_xy_do_not_leak_through_a_weak_z_boundary():
 
 @given(seed=st.integers(0, 10_000), corner=st.tuples(st.integers(0, 6), st.integers(0, 10), st.integers(0, 10)))
 @settings(max_examples=8, deadline=None)
-def test_fragments_in_xy_are_local_in_plane_and_need_one_section_of_context(seed, corner):
+def test_growth_in_xy_is_local_in_plane_and_needs_no_other_section(seed, corner):
     cfg = XY
     shape = (14, 24, 24)
     q = _smooth_random_affinities(seed, shape)
