@@ -35,7 +35,7 @@ import time
 
 import numpy as np
 
-from bench_segment import _quiet
+from bench_segment import _quiet, mwatershed_seg
 
 
 def volumes(preset: str, seeds, shape):
@@ -56,7 +56,7 @@ def ours(aff, threshold, in_xy):
     from connectomix.segment import SegmentConfig, segment
 
     cfg = segment_config(threshold=threshold) if in_xy else SegmentConfig(threshold=threshold, min_size=300)
-    return {threshold: segment(aff, config=cfg).segmentation}
+    return segment(aff, config=cfg).segmentation
 
 
 def waterz_all(aff, thresholds, fragments=None):
@@ -85,18 +85,7 @@ def singletons(seg):
 
 
 def mwatershed_all(aff, biases):
-    import mwatershed
-
-    out = {}
-    for b in biases:
-        # mwatershed's channel c at v is the edge (v, v + offset); ours is (v, v - e_c)
-        shifted = np.zeros((3,) + aff.shape[1:], np.float64)
-        for d in range(3):
-            src, dst = [slice(None)] * 3, [slice(None)] * 3
-            src[d], dst[d] = slice(1, None), slice(None, -1)
-            shifted[(d,) + tuple(dst)] = aff[(d,) + tuple(src)] - b
-        out[b] = mwatershed.agglom(shifted, [[1, 0, 0], [0, 1, 0], [0, 0, 1]])
-    return out
+    return {b: mwatershed_seg(aff[:3], bias=b) for b in biases}
 
 
 def main():
@@ -109,8 +98,8 @@ def main():
     args = p.parse_args()
     thresholds = [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6]
     methods = {
-        "connectomix (xy)": lambda a: {t: s for t in thresholds for s in ours(a, t, True).values()},
-        "connectomix (3D)": lambda a: {t: s for t in thresholds for s in ours(a, t, False).values()},
+        "connectomix (xy)": lambda a: {t: ours(a, t, True) for t in thresholds},
+        "connectomix (3D)": lambda a: {t: ours(a, t, False) for t in thresholds},
         "waterz": lambda a: waterz_all(a, thresholds),
         "waterz (xy)": lambda a: waterz_xy_all(a, thresholds),
         "mwatershed": lambda a: mwatershed_all(a, [0.3, 0.4, 0.5, 0.6, 0.7]),

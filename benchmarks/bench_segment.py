@@ -111,7 +111,8 @@ class _quiet:
         os.close(self.null)
 
 
-def mwatershed_seg(aff):
+def mwatershed_seg(aff, bias=0.5):
+    """Mutex watershed on the nearest-neighbour edges, weight ``affinity - bias``."""
     import mwatershed
 
     # mwatershed's channel c at v is the edge (v, v + offset); ours is (v, v - e_c)
@@ -120,7 +121,7 @@ def mwatershed_seg(aff):
         src = [slice(None)] * 3
         dst = [slice(None)] * 3
         src[d], dst[d] = slice(1, None), slice(None, -1)
-        shifted[(d,) + tuple(dst)] = aff[(d,) + tuple(src)] - 0.5
+        shifted[(d,) + tuple(dst)] = aff[(d,) + tuple(src)] - bias
     return mwatershed.agglom(shifted, [[1, 0, 0], [0, 1, 0], [0, 0, 1]])
 
 
