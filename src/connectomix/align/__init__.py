@@ -14,7 +14,7 @@ from ._match import Matches, global_shift, match_patches, prefilter
 from ._mesh import GridMap, jacobian_det, warp_section
 from ._montage import MontageSettings, StitchWarning, blend_tiles, place_tiles, tile_offset
 from ._register import RegisterSettings, damage_maps, register_stack, section_status
-from ._score import transform_residuals
+from ._score import labels_to_aligned, transform_residuals
 from ._stage import align_stage, map_points, resolve_reference
 from ._tiles import TILE_COLUMNS, import_tiles, read_tile
 from ._warp import gridmap_table, load_gridmap
@@ -41,6 +41,7 @@ __all__ = [
     "blend_tiles",
     "tile_offset",
     "transform_residuals",
+    "labels_to_aligned",
     "gridmap_table",
     "load_gridmap",
     "TILE_COLUMNS",

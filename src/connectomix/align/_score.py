@@ -13,7 +13,7 @@ import numpy as np
 
 from ..evaluate import alignment_residuals
 
-__all__ = ["transform_residuals"]
+__all__ = ["transform_residuals", "labels_to_aligned"]
 
 
 def transform_residuals(gmap, transforms, voxel_size, *, sections=None, step: int = 8, border_px: int = 8,
@@ -64,3 +64,58 @@ def transform_residuals(gmap, transforms, voxel_size, *, sections=None, step: in
         true_all.append(q_true[inside])
     total = alignment_residuals(np.concatenate(est_all), np.concatenate(true_all)) if est_all else None
     return {"all": total, "per_section": per}
+
+
+def labels_to_aligned(labels, gmap, transforms, voxel_size, *, offset=(0, 0, 0)) -> np.ndarray:
+    """Ground-truth labels of the tissue each voxel of an aligned stack shows.
+
+    An aligned voxel ``p`` of section ``z`` shows the raw pixel ``T_z(p)`` (the
+    estimated map), which shows the true-frame point ``G_z^-1(T_z(p))`` (the
+    generator's true transform). Where the alignment is exact the two cancel and the
+    labels come back unchanged; where the aligned frame drifts from the true one
+    (the tissue's own lateral motion through the stack is indistinguishable from
+    misalignment, see issue #5), this is the ground truth of what the aligned
+    volume actually shows, so a segmentation of it is scored for what it segments
+    and not for the frame it was given.
+
+    Parameters
+    ----------
+    labels : (Z, Y, X) integer array
+        Ground truth in the true frame (``gt_segmentation``).
+    gmap : GridMap
+        Estimated maps, aligned pixel -> raw pixel.
+    transforms : DataFrame
+        ``gt_transforms``.
+    voxel_size, offset : (z, y, x) nm
+
+    Returns
+    -------
+    (Z, Y, X) array of ``labels.dtype``
+        Nearest-neighbour samples; 0 (unlabelled, not scored) where the aligned voxel
+        shows no data (its raw position lies outside the raw section, which has the
+        shape of ``labels``) or tissue outside the true frame.
+    """
+    from ..synth._artifacts import _forward, _inverse, _rows_by_section  # noqa: F401 (one home for the maps)
+
+    labels = np.asarray(labels)
+    Z, Y, X = labels.shape
+    rows = _rows_by_section(transforms)
+    vy, vx = float(voxel_size[1]), float(voxel_size[2])
+    oy, ox = float(offset[1]), float(offset[2])
+    P = np.stack(np.meshgrid(np.arange(Y, dtype=float), np.arange(X, dtype=float), indexing="ij"), -1).reshape(-1, 2)
+    out = np.zeros_like(labels)
+    for z in range(Z):
+        if z not in rows:
+            out[z] = labels[z]
+            continue
+        q = gmap.apply(z, P)
+        shows = (q[:, 0] > -0.5) & (q[:, 0] < Y - 0.5) & (q[:, 1] > -0.5) & (q[:, 1] < X - 0.5)
+        q_nm = np.stack([(q[:, 0] + 0.5) * vy + oy, (q[:, 1] + 0.5) * vx + ox], 1)
+        t_nm = _inverse(rows[z], q_nm)
+        ty = np.round((t_nm[:, 0] - oy) / vy - 0.5).astype(np.int64)
+        tx = np.round((t_nm[:, 1] - ox) / vx - 0.5).astype(np.int64)
+        inside = shows & (ty >= 0) & (ty < Y) & (tx >= 0) & (tx < X)
+        sec = np.zeros(Y * X, labels.dtype)
+        sec[inside] = labels[z][ty[inside], tx[inside]]
+        out[z] = sec.reshape(Y, X)
+    return out

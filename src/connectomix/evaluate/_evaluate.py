@@ -309,7 +309,16 @@ def evaluate_run(run_path, *, compute_erl: bool = True, max_distance_nm: float =
         sections, the fraction of true neurons that stay one segment across them
         (``continuity_missing``, ``continuity_damaged``, with ``_n`` crossings; see
         :func:`section_continuity`). Residuals against ``gt_transforms`` are not
-        computed here.
+        computed here (``align`` reports them).
+
+        In a run aligned from a generator's misaligned ``raw``, the aligned frame
+        only approximates the true one, so ``gt_segmentation`` and the positions of
+        ``gt_synapses`` are first mapped to where the aligned volume shows their
+        tissue (through ``gt_transforms`` and the estimated ``transforms``, see
+        :func:`connectomix.align.labels_to_aligned`; ``gt_mapped_to_aligned`` is
+        then True): the segmentation is scored for what it segments, not for the
+        frame alignment gave it. Continuity's damaged strips stay where
+        ``gt_section_quality`` puts them (true frame, a few pixels off).
 
     Raises
     ------
@@ -329,8 +338,9 @@ def evaluate_run(run_path, *, compute_erl: bool = True, max_distance_nm: float =
         )
     out: dict = {}
     segment_map = None
+    mapped = _maps_through_alignment(run, arrays, tables)
     if {"segmentation", "gt_segmentation"} <= arrays:
-        pred, gt = _common(run.open("segmentation"), run.open("gt_segmentation"))
+        pred, gt = _common(run.open("segmentation"), ground_truth_volume(run))
         fields, table = _score_segmentation(
             pred, gt, voxel_size=None, offset=None, gt_skeletons=None, compute_erl=compute_erl,
             min_overlap_vx=100, teasar_params=None, chunk_voxels=DEFAULT_CHUNK_VOXELS,
@@ -340,9 +350,12 @@ def evaluate_run(run_path, *, compute_erl: bool = True, max_distance_nm: float =
         if "gt_section_quality" in tables:
             out.update(_continuity_fields(pred, gt, run.read_table("gt_section_quality")))
     if "gt_synapses" in tables and "synapses" in tables:
+        gt_synapses = run.read_table("gt_synapses")
+        if mapped and len(gt_synapses):
+            gt_synapses = _points_in_aligned_frame(run, gt_synapses)
         out.update(
             evaluate_tables(
-                pred_synapses=run.read_table("synapses"), gt_synapses=run.read_table("gt_synapses"),
+                pred_synapses=run.read_table("synapses"), gt_synapses=gt_synapses,
                 pred_edges=run.read_table("edges") if {"edges", "gt_edges"} <= tables else None,
                 gt_edges=run.read_table("gt_edges") if {"edges", "gt_edges"} <= tables else None,
                 segment_map=segment_map, max_distance_nm=max_distance_nm,
@@ -354,7 +367,61 @@ def evaluate_run(run_path, *, compute_erl: bool = True, max_distance_nm: float =
         )
     if "aligned" in arrays:
         out.update(_ncc_fields(section_ncc(run.open("aligned"))))
+    if mapped:
+        out["gt_mapped_to_aligned"] = True
     return out
+
+
+def _maps_through_alignment(run, arrays, tables) -> bool:
+    """Whether the run's ground truth must be mapped into its aligned frame to be compared.
+
+    True for a run aligned from a generator's misaligned ``raw`` (it has ``aligned``,
+    the estimated ``transforms`` and the true ``gt_transforms``, and no ``tiles``):
+    the aligned frame then only approximates the true frame (DESIGN.md, frames).
+    """
+    if not ({"aligned", "gt_segmentation"} <= arrays and {"transforms", "gt_transforms"} <= tables):
+        return False
+    if "tiles" in tables:  # a montage's frame is not the generator's raw frame
+        return False
+    return bool(run.read_config().get("align_result", {}).get("source", "raw") == "raw")
+
+
+def ground_truth_volume(run):
+    """A run's ``gt_segmentation`` in the frame its segmentation is in.
+
+    For a run aligned from a generator's misaligned ``raw``: the labels of the tissue
+    each aligned voxel shows (in memory; see :func:`evaluate_run`); otherwise the
+    stored array.
+    """
+    from ..run import Run
+
+    run = run if isinstance(run, Run) else Run(run)
+    gt = run.open("gt_segmentation")
+    if not _maps_through_alignment(run, set(run.arrays()), set(run.tables())):
+        return gt
+    from ..align import labels_to_aligned, load_gridmap
+    from ..volume import Volume
+
+    aligned = run.open("aligned")
+    if aligned.roi != gt.roi:
+        raise VolumeError(f"aligned {aligned.roi} and gt_segmentation {gt.roi} cover different regions; "
+                          "the ground truth cannot be mapped into the aligned frame")
+    vs, off = tuple(gt.voxel_size), tuple(gt.offset)
+    g = load_gridmap(run.read_table("transforms"), vs, off)
+    labels = labels_to_aligned(gt.to_numpy(), g, run.read_table("gt_transforms"), vs, offset=off)
+    return Volume(labels, voxel_size=vs, offset=off)
+
+
+def _points_in_aligned_frame(run, table):
+    """``z, y, x`` (nm, true frame) of a ground-truth table moved to where the aligned volume shows them."""
+    from ..align import map_points as aligned_points
+    from ..synth import map_points as raw_points
+
+    pts = table[["z", "y", "x"]].to_numpy(float)
+    pts = aligned_points(run.path, raw_points(run.read_table("gt_transforms"), pts, to="raw"), to="aligned")
+    table = table.copy()
+    table[["z", "y", "x"]] = pts
+    return table
 
 
 def _continuity_fields(pred, gt, quality) -> dict:

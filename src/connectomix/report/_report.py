@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..evaluate import ground_truth_volume
 from ._assets import CSS, JS
 
 __all__ = ["report"]
@@ -227,7 +228,9 @@ def _slices_section(run, tables) -> str:
     vols = {}
     for _, name in columns:
         if name is not None:
-            vols[name] = run.open(name, require_complete=False)
+            # the ground truth of what the aligned sections show (mapped as evaluate maps it)
+            vols[name] = (ground_truth_volume(run) if name == "gt_segmentation"
+                          else run.open(name, require_complete=False))
     fig = Figure(figsize=(3.3 * len(columns), 3.3 * len(zs)), dpi=100)
     axes = fig.subplots(len(zs), len(columns), squeeze=False)
     for r, z in enumerate(zs):
@@ -286,7 +289,7 @@ def _hot_spots(run) -> str:
     arrays = run.arrays()
     if not {"segmentation", "gt_segmentation"} <= set(arrays):
         return ""
-    seg, gt = run.open("segmentation"), run.open("gt_segmentation")
+    seg, gt = run.open("segmentation"), ground_truth_volume(run)
     if seg.shape != gt.shape or seg.offset != gt.offset or seg.voxel_size != gt.voxel_size:
         return '<p class="muted">Hot spots skipped: segmentation and ground truth are on different grids.</p>'
     if int(np.prod(seg.shape)) > _MAX_SCORE_VOXELS:

@@ -1,0 +1,105 @@
+"""Ground truth mapped into an aligned frame that differs from the true one (issue #5, DESIGN frames)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from connectomix.align import GridMap, gridmap_table, labels_to_aligned
+from connectomix.evaluate import evaluate_run, ground_truth_volume, variation_of_information
+from connectomix.run import Run
+from connectomix.testing import random_volume, stored_volume
+
+VOXEL = (40, 8, 8)
+SHIFTS = [(0, 0), (3, -2), (-4, 5)]  # true raw position = true-frame position + shift (px), per section
+
+
+def true_transforms(shape, shifts=SHIFTS, voxel=VOXEL):
+    """A ``gt_transforms`` table of pure translations (whole pixels)."""
+    Z, Y, X = shape
+    return pd.DataFrame([
+        dict(section=z, z=z * voxel[0], thickness=float(voxel[0]), reference=(ty, tx) == (0, 0), rotation_deg=0.0,
+             center_y=Y * voxel[1] / 2, center_x=X * voxel[2] / 2, translation_y=float(ty * voxel[1]),
+             translation_x=float(tx * voxel[2]), elastic_sigma=1.0, elastic_cy=[], elastic_cx=[], elastic_dy=[],
+             elastic_dx=[])
+        for z, (ty, tx) in enumerate(shifts)])
+
+
+def shifted(labels, shifts=SHIFTS):
+    """What an aligned frame equal to the raw one shows: section z moved by its shift, 0 where nothing comes in."""
+    out = np.zeros_like(labels)
+    Y, X = labels.shape[1:]
+    for z, (ty, tx) in enumerate(shifts):
+        src = labels[z, max(0, -ty):Y - max(0, ty), max(0, -tx):X - max(0, tx)]
+        out[z, max(0, ty):Y - max(0, -ty), max(0, tx):X - max(0, -tx)] = src
+    return out
+
+
+def blocks(shape=(3, 40, 48), seed=0):
+    rng = np.random.default_rng(seed)
+    small = rng.integers(1, 50, size=(shape[0], shape[1] // 8, shape[2] // 8)).astype(np.uint64)
+    return np.repeat(np.repeat(small, 8, 1), 8, 2)
+
+
+def test_labels_follow_the_tissue_an_unaligned_frame_shows():
+    gt = blocks()
+    g = GridMap.identity(3, gt.shape[1:], 8)  # "alignment" that did nothing: aligned = raw
+    np.testing.assert_array_equal(labels_to_aligned(gt, g, true_transforms(gt.shape), VOXEL), shifted(gt))
+
+
+def test_labels_stay_put_where_the_alignment_is_exact():
+    gt = blocks(seed=1)
+    g = GridMap.identity(3, gt.shape[1:], 8)
+    expected = gt.copy()
+    Y, X = gt.shape[1:]
+    for z, (ty, tx) in enumerate(SHIFTS):  # the estimated maps equal the true transforms
+        g.coords[z, 0] += ty
+        g.coords[z, 1] += tx
+        # where the aligned voxel's raw position falls off the raw section there is no data to score
+        expected[z, np.flatnonzero((np.arange(Y) + ty < 0) | (np.arange(Y) + ty >= Y))] = 0
+        expected[z, :, np.flatnonzero((np.arange(X) + tx < 0) | (np.arange(X) + tx >= X))] = 0
+    np.testing.assert_array_equal(labels_to_aligned(gt, g, true_transforms(gt.shape), VOXEL), expected)
+
+
+def make_aligned_run(tmp_path, *, with_true_transforms=True):
+    gt = blocks(seed=2)
+    run = Run.create(tmp_path / "run")
+    stored_volume(run.volume_path("gt_segmentation"), gt, voxel_size=VOXEL)
+    stored_volume(run.volume_path("aligned"), random_volume(gt.shape, seed=1), voxel_size=VOXEL)
+    # the segmentation is exactly right for the tissue of an aligned frame that kept the raw one
+    seg = shifted(gt) + 1000
+    stored_volume(run.volume_path("segmentation"), seg, voxel_size=VOXEL)
+    run.write_table("transforms", gridmap_table(GridMap.identity(3, gt.shape[1:], 8), VOXEL))
+    if with_true_transforms:
+        run.write_table("gt_transforms", true_transforms(gt.shape))
+    syn = pd.DataFrame(dict(synapse_id=[1, 2], pre_id=[int(gt[1, 12, 12]), int(gt[2, 20, 20])],
+                            post_id=[int(gt[1, 12, 30]), int(gt[2, 20, 36])], z=[60.0, 100.0],
+                            y=[100.0, 164.0], x=[100.0, 164.0]))
+    run.write_table("gt_synapses", syn)
+    moved = syn.copy()
+    moved["y"] += [3 * 8, -4 * 8]
+    moved["x"] += [-2 * 8, 5 * 8]
+    moved["pre_id"] += 1000
+    moved["post_id"] += 1000
+    run.write_table("synapses", moved)
+    return run, gt, seg
+
+
+def test_evaluate_run_scores_an_aligned_run_in_its_own_frame(tmp_path):
+    run, gt, seg = make_aligned_run(tmp_path)
+    out = evaluate_run(run.path, compute_erl=False)
+    assert out["gt_mapped_to_aligned"] is True
+    assert out["voi"] == pytest.approx(0.0, abs=1e-9) and out["rand_error"] == pytest.approx(0.0, abs=1e-9)
+    # the synapses are where the aligned frame shows them, with their partners
+    assert out["synapse_n_matched"] == 2 and out["synapse_match_distance_nm"] == pytest.approx(0.0, abs=1e-6)
+    assert out["synapse_f1"] == pytest.approx(1.0)
+    # in the true frame the same segmentation would be far off
+    assert variation_of_information(seg, gt).total > 1.0
+    np.testing.assert_array_equal(ground_truth_volume(run).to_numpy(), shifted(gt))
+
+
+def test_evaluate_run_without_true_transforms_keeps_the_stored_ground_truth(tmp_path):
+    run, gt, seg = make_aligned_run(tmp_path, with_true_transforms=False)
+    out = evaluate_run(run.path, compute_erl=False)
+    assert "gt_mapped_to_aligned" not in out
+    assert out["voi"] == pytest.approx(variation_of_information(seg, gt).total)
+    np.testing.assert_array_equal(ground_truth_volume(run).to_numpy(), gt)
