@@ -193,13 +193,19 @@ def test_demo_runs_the_whole_pipeline_and_scores_it(tmp_path):
 
     r = _cli("demo", "--out", str(tmp_path / "demo"), "--workers", "1")
     assert r.returncode == 0, r.stderr
-    for key in ("VOI split + merge", "naive baseline", "synapse F1", "edge F1", "time: total", "Report:"):
+    for key in ("alignment residual vs truth", "VOI split + merge", "naive baseline", "synapse F1", "edge F1",
+                "time: align", "time: total", "Report:"):
         assert key in r.stdout
     run = Run(tmp_path / "demo")
-    assert {"raw", "affinities", "segmentation", "synapse_pred", "cleft_labels"} <= set(run.arrays())
-    assert {"neurons", "synapses", "edges", "skeletons"} <= set(run.tables())
+    assert {"raw", "aligned", "affinities", "segmentation", "synapse_pred", "cleft_labels"} <= set(run.arrays())
+    assert {"transforms", "section_quality", "neurons", "synapses", "edges", "skeletons"} <= set(run.tables())
+    assert (tmp_path / "demo" / "align" / "cross_section_xz.png").exists()
+    # the misaligned sections were registered back to within a few pixels of the truth
+    residual = run.read_config()["align_result"]["residual_px"]
+    assert residual["median"] < 10
     scores = json.loads((tmp_path / "demo" / "evaluation.json").read_text())
-    # the trained networks beat the naive baseline and find most true synapses
+    # scored in the aligned frame; the trained networks beat the naive baseline and find most true synapses
+    assert scores["gt_mapped_to_aligned"] is True
     assert scores["voi"] < 4.5 and scores["synapse_recall"] > 0.5
     assert (tmp_path / "demo" / "report" / "index.html").stat().st_size > 10_000
 

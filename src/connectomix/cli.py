@@ -395,13 +395,15 @@ def demo(
     out: Path = typer.Option(Path("demo-run"), "--out", "-o", help="Run directory to write."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (default: local)."),
     workers: Optional[int] = typer.Option(2, "--workers", help="Local Dask workers."),
+    align: bool = typer.Option(True, "--align/--no-align",
+                               help="Misalign the demo's sections and register them before segmenting."),
 ):
     """The whole pipeline on a synthetic volume, scored against its exact ground truth, with a report."""
     from .pipeline import demo as run_demo
 
     cfg = _cluster(_config(), scheduler, workers)
     progress = _Progress
-    run_demo(out, cluster=cfg.cluster, progress=progress, say=_say)
+    run_demo(out, cluster=cfg.cluster, progress=progress, say=_say, align=align)
 
 
 @app.command()
