@@ -194,3 +194,37 @@ def test_defect_network_reads_the_same_tissue_the_same_in_any_grey_range():
     q = out["section_quality"]
     assert set(np.flatnonzero(f8 >= s.damage_min_fraction)) == set(q.index[q["status"] == "damaged"])
     assert np.allclose(f8, f16, atol=1e-3) and np.allclose(f8, f1, atol=1e-3), (f8, f16, f1)
+
+
+def test_elastic_pass_that_cannot_avoid_a_fold_keeps_the_maps(texture):
+    # no mesh can have every cell's Jacobian above 1.5 and map an unstretched section: the elastic
+    # refinement stops, says so, and returns the coarse maps (it raised before)
+    from dataclasses import replace
+
+    from connectomix.align import RegisterSettings
+
+    stack = _noisy_copies(texture, 3, seed=2)
+    said = []
+    res = register_stack(stack, reference=1, elastic=True, settings=replace(RegisterSettings(), min_jacobian=1.5),
+                         log=said.append)
+    assert res["stats"]["elastic_stopped_at_pass"] == 1
+    assert any("no fold-free mesh" in m for m in said)
+    assert np.isfinite(res["map"].coords).all() and np.percentile(_interior_moves(res["map"]), 95) <= 0.1
+
+
+def test_affine_refinement_does_not_stretch_a_poorly_matched_section():
+    # generator seed 4 (8 x 256 x 256, 2 missing + 1 damaged): section 7, bridged across the missing
+    # section 6 next to the damaged section 5, got an affine fit that halved its area; the elastic
+    # alignment then could not find a fold-free mesh and raised
+    from connectomix.align import jacobian_det
+    from connectomix.synth import SynthSettings, generate
+
+    s = SynthSettings(shape=(8, 256, 256), misalign=True, max_translation_px=50, max_rotation_deg=1.5,
+                      elastic_amplitude_px=0, missing_sections=2, damaged_sections=1)
+    out = generate(s, 4)
+    said = []
+    res = register_stack(out["raw"], reference=4, elastic=True, log=said.append)
+    assert any("section 7 would be scaled" in m for m in said)
+    assert "elastic_stopped_at_pass" not in res["stats"]
+    g = res["map"]
+    assert float(np.min(jacobian_det(g.coords[~res["missing"]], g.gy, g.gx))) > 0.9

@@ -274,7 +274,7 @@ def _intensity_scale(rendered, idx, dtype=None):
     return float(lo), float(hi if hi > lo else lo + 1.0)
 
 
-def damage_maps(rendered, usable, settings: RegisterSettings, dtype=None):
+def damage_maps(rendered, usable, settings: RegisterSettings, dtype=None, *, sections=None):
     """Damaged pixels of each section (aligned frame).
 
     With the defect network that ships with connectomix (``connectomix train --task
@@ -290,6 +290,9 @@ def damage_maps(rendered, usable, settings: RegisterSettings, dtype=None):
     dtype : numpy dtype, optional
         Of the original stack: sets the grey range the network reads (see
         :func:`_intensity_scale`).
+    sections : iterable of int, optional
+        Judge only these sections with the defect network (the others come back clean);
+        default every usable section. The NCC rule always judges every section.
 
     Returns
     -------
@@ -302,8 +305,11 @@ def damage_maps(rendered, usable, settings: RegisterSettings, dtype=None):
         from ..models import defect_probability
 
         lo, hi = _intensity_scale(rendered, idx, dtype)
+        judge = set(idx) if sections is None else {int(z) for z in sections}
         bads = {}
         for k, z in enumerate(idx):
+            if z not in judge:
+                continue
             prev = idx[k - 1] if k > 0 else None
             nxt = idx[k + 1] if k + 1 < len(idx) else None
             if prev is None and nxt is None:
@@ -644,6 +650,11 @@ def _affine_grid(gmap: GridMap, z, M, centre):
 
 
 # --------------------------------------------------------------------------- coarse refinement
+#: Largest scaling or shear (fraction) the affine refinement may give a section; sections
+#: shrink or stretch by a few per cent at most.
+MAX_AFFINE_STRAIN = 0.1
+
+
 def _linear_rows(model, p, centre):
     """Design of a small aligned-frame motion ``u(p)`` (y and x rows, (n, k) each) for one model.
 
@@ -775,7 +786,15 @@ def _refine_coarse(section, maps, gmap, usable, masks, reference, centre, s: Reg
         model = model or s.model
         par, res = _solve_motions(ms, free, model, centre, s.refine_huber)
         for z, pz in par.items():
-            maps[z] = _apply_motion(maps[z], pz, model, centre)
+            new = _apply_motion(maps[z], pz, model, centre)
+            sv = np.linalg.svd(new[:, :2], compute_uv=False)
+            if sv.max() > 1 + MAX_AFFINE_STRAIN or sv.min() < 1 - MAX_AFFINE_STRAIN:
+                # a section with few matches (bridged across missing ones, damaged) can get a wild affine
+                # fit; sections do not shrink or shear that much, so it keeps its current map
+                say(f"coarse refinement {it + 1}: section {z} would be scaled by {sv.min():.2f}-{sv.max():.2f}; "
+                    "kept as it was")
+                continue
+            maps[z] = new
             _affine_grid(gmap, z, maps[z], centre)
         step = max((float(np.hypot(*pz[:2])) for pz in par.values()), default=0.0)
         say(f"coarse refinement {it + 1}: search {search} px, {len(ms)} pairs, {sum(len(m[2]) for m in ms)} matches, "
@@ -920,12 +939,16 @@ def register_stack(stack, *, reference: int, elastic: bool = True, settings: Reg
         a, m = section(int(z))
         small[int(z)] = (_downsample(a, f), _downsample(m.astype(np.float32), f) > 0.999)
     corr = []
+    dropped = []
     for i, j in pairs:
         qa, qb, w = _coarse_pair(*small[i], *small[j], s)
         if len(w):
             corr.append((i, j, (qa + 0.5) * f - 0.5, (qb + 0.5) * f - 0.5, w))
         else:
-            say(f"coarse: sections {i} and {j} do not match; pair dropped")
+            dropped.append(f"{i}-{j}")
+    if dropped:
+        say(f"coarse: {len(dropped)} of {len(pairs)} section pairs do not match and are dropped "
+            f"({', '.join(dropped[:12])}{', ...' if len(dropped) > 12 else ''})")
     linked = {reference}
 
     def grow():
@@ -1001,7 +1024,15 @@ def register_stack(stack, *, reference: int, elastic: bool = True, settings: Reg
             if it > 0:
                 rendered = [render(z) if usable[z] else None for z in range(Z)]
             if it == 1:
-                masks, dfrac = damage_maps(rendered, usable, s, stack.dtype)
+                # judged again on the refined maps where the first look found any damage; a section in which
+                # it found none stays clean (the first look, on the coarse maps, is the more sensitive one,
+                # see above), which saves most of a defect-network pass
+                if damage_method(s) == "network":
+                    suspect = [z for z in range(Z) if usable[z] and dfrac[z] > 0]
+                    if suspect:
+                        masks, dfrac = damage_maps(rendered, usable, s, stack.dtype, sections=suspect)
+                else:
+                    masks, dfrac = damage_maps(rendered, usable, s, stack.dtype)
             ok = {z: (np.isfinite(rendered[z]) & (masks[z] is None or ~masks[z]) if masks[z] is not None
                       else np.isfinite(rendered[z])) for z in range(Z) if usable[z]}
             img = {z: prefilter(rendered[z], ok[z], low=s.elastic_band[0], high=s.elastic_band[1]) for z in ok}
@@ -1026,7 +1057,11 @@ def register_stack(stack, *, reference: int, elastic: bool = True, settings: Reg
                 stiffness *= 4
                 say(f"elastic pass {it + 1}: mesh cell would fold (det {jac:.2f}); stiffness -> {stiffness:g}")
             else:
-                raise RuntimeError("elastic alignment could not find a fold-free mesh")  # pragma: no cover
+                # the maps it starts from fold already (or nearly): stiffer springs cannot help
+                say(f"elastic pass {it + 1}: no fold-free mesh even with stiffness {stiffness:g} (min Jacobian "
+                    f"{jac:.2f}); the elastic refinement stops and the sections keep their maps so far")
+                stats["elastic_stopped_at_pass"] = it + 1
+                break
             gmap.coords = new
             min_jac = jac
             umax = max((float(np.abs(uz).max()) for uz in u.values()), default=0.0)
@@ -1034,8 +1069,12 @@ def register_stack(stack, *, reference: int, elastic: bool = True, settings: Reg
             stats[f"elastic{it + 1}_residual_px_median"] = float(np.median(r)) if len(r) else float("nan")
             say(f"elastic pass {it + 1}: search {search} px, {n_valid} matches, largest correction {umax:.2f} px, "
                 f"median residual {stats[f'elastic{it + 1}_residual_px_median']:.2f} px, min Jacobian {jac:.2f}")
-        rendered = [render(z) if usable[z] else None for z in range(Z)]
-        masks, dfrac = damage_maps(rendered, usable, s, stack.dtype)
+        if len(s.search) < 2:
+            rendered = [render(z) if usable[z] else None for z in range(Z)]
+            masks, dfrac = damage_maps(rendered, usable, s, stack.dtype)
+        # else the damage found before the second pass stands: the passes after it move a section by about a
+        # pixel at most (largest correction 0.6-0.9 px on 1024 px stacks), and each run of the defect network
+        # took a third of register_stack's time (1024 px, CPU)
     # missing sections: interpolate the maps of their nearest usable neighbours
     good = np.flatnonzero(usable)
     for z in np.flatnonzero(missing):
