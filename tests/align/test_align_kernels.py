@@ -228,3 +228,16 @@ def test_affine_refinement_does_not_stretch_a_poorly_matched_section():
     assert "elastic_stopped_at_pass" not in res["stats"]
     g = res["map"]
     assert float(np.min(jacobian_det(g.coords[~res["missing"]], g.gy, g.gx))) > 0.9
+
+
+def test_gridmap_dense_equals_apply_inside_and_beyond_the_nodes():
+    rng = np.random.default_rng(5)
+    g = GridMap.identity(2, (100, 130), 16)
+    g.coords += rng.normal(0, 2.0, g.coords.shape)
+    y = np.arange(-7, 110, dtype=float)  # beyond the first and last node: linear extrapolation
+    x = np.arange(-3, 140, 1.5)
+    qy, qx = g.dense(1, y, x)
+    Y, X = np.meshgrid(y, x, indexing="ij")
+    q = g.apply(1, np.stack([Y, X], -1))
+    np.testing.assert_allclose(qy, q[..., 0], atol=1e-9)
+    np.testing.assert_allclose(qx, q[..., 1], atol=1e-9)

@@ -102,13 +102,12 @@ def labels_to_aligned(labels, gmap, transforms, voxel_size, *, offset=(0, 0, 0))
     rows = _rows_by_section(transforms)
     vy, vx = float(voxel_size[1]), float(voxel_size[2])
     oy, ox = float(offset[1]), float(offset[2])
-    P = np.stack(np.meshgrid(np.arange(Y, dtype=float), np.arange(X, dtype=float), indexing="ij"), -1).reshape(-1, 2)
     out = np.zeros_like(labels)
     for z in range(Z):
         if z not in rows:
             out[z] = labels[z]
             continue
-        q = gmap.apply(z, P)
+        q = np.stack([c.ravel() for c in gmap.dense(z, np.arange(Y), np.arange(X))], 1)
         shows = (q[:, 0] > -0.5) & (q[:, 0] < Y - 0.5) & (q[:, 1] > -0.5) & (q[:, 1] < X - 0.5)
         q_nm = np.stack([(q[:, 0] + 0.5) * vy + oy, (q[:, 1] + 0.5) * vx + ox], 1)
         t_nm = _inverse(rows[z], q_nm)
