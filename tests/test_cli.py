@@ -324,3 +324,16 @@ def test_synth_bad_input_leaves_nothing(tmp_path):
         lines = [l for l in r.stderr.splitlines() if l.strip()]
         assert r.returncode != 0 and len(lines) == 1 and match in lines[0].lower(), (args, r.stderr)
         assert not (tmp_path / "s").exists()
+
+
+def test_demo_refuses_a_run_made_with_other_demo_settings(tmp_path):
+    # an aligned demo's finished stages would be reused by a --no-align demo in the same directory
+    from connectomix.pipeline import demo_settings
+    from connectomix.synth import synthesize
+
+    synthesize(tmp_path / "demo", preset="demo", seed=0, settings=demo_settings(True))
+    before = sorted(p.name for p in (tmp_path / "demo").rglob("*"))
+    r = _cli("demo", "--out", str(tmp_path / "demo"), "--no-align")
+    assert r.returncode != 0 and "holds a demo made with other settings" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert sorted(p.name for p in (tmp_path / "demo").rglob("*")) == before

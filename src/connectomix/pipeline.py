@@ -338,6 +338,7 @@ def demo(out, *, cluster: ClusterConfig = ClusterConfig(), progress=None, say=pr
     bar = progress or (lambda _name: nullcontext(None))
     times: dict = {}
     t0 = time.perf_counter()
+    _check_demo_run(out, demo_settings(align), seed)
     say(f"connectomix demo -> {out}")
     with _timed(times, "synth"):
         run = synthesize(out, preset="demo", seed=seed, settings=demo_settings(align))
@@ -394,6 +395,28 @@ def demo(out, *, cluster: ClusterConfig = ClusterConfig(), progress=None, say=pr
         say(f"    {k:<{width}}  {v}")
     say(f"done in {total:.1f} s. Report: {page}  Viewer: connectomix view {out}")
     return {"run": str(run.path), "info": run_info(out), "scores": scores, "times": times, "report": str(page)}
+
+
+def _check_demo_run(out, settings, seed: int) -> None:
+    """Refuse to reuse a run directory that holds a demo made with other settings.
+
+    Its finished stages would be skipped (their configurations do not name the
+    volume), so an aligned demo rerun with ``--no-align`` would segment the stale
+    ``aligned`` array.
+    """
+    from pathlib import Path
+
+    from .errors import ConfigError, RunDirectoryError
+    from .synth import settings_hash
+
+    path = Path(out)
+    try:
+        old = Run(path).read_config().get("synth") or {}
+    except RunDirectoryError:
+        return
+    if old and old.get("settings_hash") != settings_hash(settings, "demo", [seed]):
+        raise ConfigError(f"{path} holds a demo made with other settings (e.g. with --align and now --no-align); "
+                          "choose another --out or delete it first")
 
 
 def demo_settings(misaligned: bool = True):

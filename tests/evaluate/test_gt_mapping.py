@@ -103,3 +103,50 @@ def test_evaluate_run_without_true_transforms_keeps_the_stored_ground_truth(tmp_
     assert "gt_mapped_to_aligned" not in out
     assert out["voi"] == pytest.approx(variation_of_information(seg, gt).total)
     np.testing.assert_array_equal(ground_truth_volume(run).to_numpy(), gt)
+
+
+def exact_map(shape, shifts=SHIFTS, missing=()):
+    """Estimated maps equal to the true translations; a missing section's map interpolated as align does."""
+    g = GridMap.identity(shape[0], shape[1:], 8)
+    for z, (ty, tx) in enumerate(shifts):
+        g.coords[z, 0] += ty
+        g.coords[z, 1] += tx
+    for z in missing:
+        g.coords[z] = (g.coords[z - 1] + g.coords[z + 1]) / 2
+    return g
+
+
+def test_a_missing_section_follows_its_neighbours_maps():
+    # align interpolates a missing section's map from its neighbours; its tissue lies where theirs does,
+    # not where the generator's own (unseen) transform for it would put it
+    gt = blocks(seed=3)
+    shifts = [(0, 0), (20, -12), (-4, 6)]
+    g = exact_map(gt.shape, shifts, missing=[1])
+    mapped = labels_to_aligned(gt, g, true_transforms(gt.shape, shifts), VOXEL, missing=[1])
+    inner = (slice(8, -8), slice(8, -8))
+    np.testing.assert_array_equal(mapped[1][inner], gt[1][inner])
+    np.testing.assert_array_equal(mapped[0], gt[0])
+    unaware = labels_to_aligned(gt, g, true_transforms(gt.shape, shifts), VOXEL)
+    assert (unaware[1][inner] == gt[1][inner]).mean() < 0.5
+
+
+def test_synapses_of_an_exactly_aligned_run_come_back_where_they_are(tmp_path):
+    from connectomix.evaluate import ground_truth_synapses
+
+    run, gt, _ = make_aligned_run(tmp_path)
+    run.write_table("transforms", gridmap_table(exact_map(gt.shape), VOXEL))
+    got = ground_truth_synapses(run)
+    np.testing.assert_allclose(got[["z", "y", "x"]].to_numpy(), run.read_table("gt_synapses")[["z", "y", "x"]].to_numpy(),
+                               atol=1e-6)
+    # the identity map of make_aligned_run puts them where the raw sections show them: moved by the shifts
+    run.write_table("transforms", gridmap_table(GridMap.identity(3, gt.shape[1:], 8), VOXEL))
+    moved = ground_truth_synapses(run)
+    np.testing.assert_allclose(moved["y"] - got["y"], [3 * 8, -4 * 8], atol=1e-6)
+    np.testing.assert_allclose(moved["x"] - got["x"], [-2 * 8, 5 * 8], atol=1e-6)
+    # section 1 found missing: its synapse is placed as its interpolated map places it, halfway between
+    # where sections 0 (shift 0, 0) and 2 (shift -4, 5) would show it
+    run.write_table("section_quality", pd.DataFrame(dict(section=[0, 1, 2], status=["ok", "missing", "ok"],
+                                                         score=[1.0, 0.0, 1.0])))
+    halfway = ground_truth_synapses(run)
+    np.testing.assert_allclose(halfway["y"] - got["y"], [-2 * 8, -4 * 8], atol=1e-6)
+    np.testing.assert_allclose(halfway["x"] - got["x"], [2.5 * 8, 5 * 8], atol=1e-6)

@@ -785,6 +785,7 @@ def _refine_coarse(section, maps, gmap, usable, masks, reference, centre, s: Reg
                 ms.append((i, j, tie, np.zeros_like(tie), np.full(len(tie), 0.01)))
         model = model or s.model
         par, res = _solve_motions(ms, free, model, centre, s.refine_huber)
+        applied = []
         for z, pz in par.items():
             new = _apply_motion(maps[z], pz, model, centre)
             sv = np.linalg.svd(new[:, :2], compute_uv=False)
@@ -796,7 +797,8 @@ def _refine_coarse(section, maps, gmap, usable, masks, reference, centre, s: Reg
                 continue
             maps[z] = new
             _affine_grid(gmap, z, maps[z], centre)
-        step = max((float(np.hypot(*pz[:2])) for pz in par.values()), default=0.0)
+            applied.append(pz)
+        step = max((float(np.hypot(*pz[:2])) for pz in applied), default=0.0)
         say(f"coarse refinement {it + 1}: search {search} px, {len(ms)} pairs, {sum(len(m[2]) for m in ms)} matches, "
             f"largest shift {step:.2f} px, median residual {float(np.median(res)) if len(res) else float('nan'):.2f} px")
     return maps, res
@@ -1072,9 +1074,9 @@ def register_stack(stack, *, reference: int, elastic: bool = True, settings: Reg
         if len(s.search) < 2:
             rendered = [render(z) if usable[z] else None for z in range(Z)]
             masks, dfrac = damage_maps(rendered, usable, s, stack.dtype)
-        # else the damage found before the second pass stands: the passes after it move a section by about a
-        # pixel at most (largest correction 0.6-0.9 px on 1024 px stacks), and each run of the defect network
-        # took a third of register_stack's time (1024 px, CPU)
+        # else the damage found before the second pass stands (with either method): the passes after it move
+        # a section by about a pixel at most (largest correction 0.6-0.9 px on 1024 px stacks), and each run of
+        # the defect network took a third of register_stack's time (1024 px, CPU)
     # missing sections: interpolate the maps of their nearest usable neighbours
     good = np.flatnonzero(usable)
     for z in np.flatnonzero(missing):

@@ -66,7 +66,7 @@ def transform_residuals(gmap, transforms, voxel_size, *, sections=None, step: in
     return {"all": total, "per_section": per}
 
 
-def labels_to_aligned(labels, gmap, transforms, voxel_size, *, offset=(0, 0, 0)) -> np.ndarray:
+def labels_to_aligned(labels, gmap, transforms, voxel_size, *, offset=(0, 0, 0), missing=()) -> np.ndarray:
     """Ground-truth labels of the tissue each voxel of an aligned stack shows.
 
     An aligned voxel ``p`` of section ``z`` shows the raw pixel ``T_z(p)`` (the
@@ -78,6 +78,10 @@ def labels_to_aligned(labels, gmap, transforms, voxel_size, *, offset=(0, 0, 0))
     volume actually shows, so a segmentation of it is scored for what it segments
     and not for the frame it was given.
 
+    A ``missing`` section has no data of its own: ``align`` interpolates its map (and
+    fills its image) from the nearest usable sections, so its true-frame positions are
+    interpolated from theirs the same way.
+
     Parameters
     ----------
     labels : (Z, Y, X) integer array
@@ -87,6 +91,8 @@ def labels_to_aligned(labels, gmap, transforms, voxel_size, *, offset=(0, 0, 0))
     transforms : DataFrame
         ``gt_transforms``.
     voxel_size, offset : (z, y, x) nm
+    missing : iterable of int
+        Sections that ``align`` found missing (``section_quality``).
 
     Returns
     -------
@@ -95,24 +101,41 @@ def labels_to_aligned(labels, gmap, transforms, voxel_size, *, offset=(0, 0, 0))
         shows no data (its raw position lies outside the raw section, which has the
         shape of ``labels``) or tissue outside the true frame.
     """
-    from ..synth._artifacts import _forward, _inverse, _rows_by_section  # noqa: F401 (one home for the maps)
+    from ..synth._artifacts import _inverse, _rows_by_section
 
     labels = np.asarray(labels)
     Z, Y, X = labels.shape
     rows = _rows_by_section(transforms)
-    vy, vx = float(voxel_size[1]), float(voxel_size[2])
-    oy, ox = float(offset[1]), float(offset[2])
+    v = np.array([float(voxel_size[1]), float(voxel_size[2])])
+    o = np.array([float(offset[1]), float(offset[2])])
+    missing = {int(z) for z in missing}
+    good = [z for z in range(Z) if z in rows and z not in missing]
+
+    def true_px(z):
+        """True-frame pixel positions (Y*X, 2) of section z's aligned pixels, and where they show data."""
+        q = np.stack([c.ravel() for c in gmap.dense(z, np.arange(Y), np.arange(X))], 1)
+        # map_coordinates (the warp) has data for raw positions in [0, n - 1] only
+        shows = (q[:, 0] >= 0) & (q[:, 0] <= Y - 1) & (q[:, 1] >= 0) & (q[:, 1] <= X - 1)
+        return (_inverse(rows[z], (q + 0.5) * v + o) - o) / v - 0.5, shows
+
     out = np.zeros_like(labels)
     for z in range(Z):
         if z not in rows:
             out[z] = labels[z]
             continue
-        q = np.stack([c.ravel() for c in gmap.dense(z, np.arange(Y), np.arange(X))], 1)
-        shows = (q[:, 0] > -0.5) & (q[:, 0] < Y - 0.5) & (q[:, 1] > -0.5) & (q[:, 1] < X - 0.5)
-        q_nm = np.stack([(q[:, 0] + 0.5) * vy + oy, (q[:, 1] + 0.5) * vx + ox], 1)
-        t_nm = _inverse(rows[z], q_nm)
-        ty = np.round((t_nm[:, 0] - oy) / vy - 0.5).astype(np.int64)
-        tx = np.round((t_nm[:, 1] - ox) / vx - 0.5).astype(np.int64)
+        lo = [g for g in good if g < z]
+        hi = [g for g in good if g > z]
+        if z in missing and lo and hi:
+            a, b = lo[-1], hi[0]
+            (pa, sa), (pb, sb) = true_px(a), true_px(b)
+            t = (z - a) / (b - a)
+            pos, shows = (1 - t) * pa + t * pb, sa & sb
+        elif z in missing and (lo or hi):
+            pos, shows = true_px(lo[-1] if lo else hi[0])
+        else:
+            pos, shows = true_px(z)
+        ty = np.round(pos[:, 0]).astype(np.int64)
+        tx = np.round(pos[:, 1]).astype(np.int64)
         inside = shows & (ty >= 0) & (ty < Y) & (tx >= 0) & (tx < X)
         sec = np.zeros(Y * X, labels.dtype)
         sec[inside] = labels[z][ty[inside], tx[inside]]

@@ -30,7 +30,7 @@ from ._erl import (
     sample_labels,
     skeletonize,
 )
-from ._evaluate import evaluate_arrays, evaluate_run, evaluate_tables, ground_truth_volume
+from ._evaluate import evaluate_arrays, evaluate_run, evaluate_tables, ground_truth_synapses, ground_truth_volume
 from ._propagation import edge_error_sources, edge_error_sources_tables
 from ._segmentation import (
     AdaptedRand,
@@ -99,4 +99,5 @@ __all__ = [
     "evaluate_tables",
     "evaluate_run",
     "ground_truth_volume",
+    "ground_truth_synapses",
 ]

@@ -350,9 +350,7 @@ def evaluate_run(run_path, *, compute_erl: bool = True, max_distance_nm: float =
         if "gt_section_quality" in tables:
             out.update(_continuity_fields(pred, gt, run.read_table("gt_section_quality")))
     if "gt_synapses" in tables and "synapses" in tables:
-        gt_synapses = run.read_table("gt_synapses")
-        if mapped and len(gt_synapses):
-            gt_synapses = _points_in_aligned_frame(run, gt_synapses)
+        gt_synapses = ground_truth_synapses(run)
         out.update(
             evaluate_tables(
                 pred_synapses=run.read_table("synapses"), gt_synapses=gt_synapses,
@@ -383,7 +381,17 @@ def _maps_through_alignment(run, arrays, tables) -> bool:
         return False
     if "tiles" in tables:  # a montage's frame is not the generator's raw frame
         return False
-    return bool(run.read_config().get("align_result", {}).get("source", "raw") == "raw")
+    if any(run.open("gt_segmentation").offset):  # the generator writes its volumes at the origin
+        return False
+    return bool((run.read_config().get("align_result") or {}).get("source", "raw") == "raw")
+
+
+def _missing_sections(run) -> list:
+    """Sections ``align`` found missing (their maps and images interpolated from the neighbours)."""
+    if "section_quality" not in run.tables():
+        return []
+    sq = run.read_table("section_quality")
+    return [int(z) for z in sq.loc[sq["status"] == "missing", "section"]]
 
 
 def ground_truth_volume(run):
@@ -402,25 +410,61 @@ def ground_truth_volume(run):
     from ..align import labels_to_aligned, load_gridmap
     from ..volume import Volume
 
-    aligned = run.open("aligned")
+    aligned = run.open("aligned", require_complete=False)  # only its region is read
     if aligned.roi != gt.roi:
         raise VolumeError(f"aligned {aligned.roi} and gt_segmentation {gt.roi} cover different regions; "
                           "the ground truth cannot be mapped into the aligned frame")
     vs, off = tuple(gt.voxel_size), tuple(gt.offset)
     g = load_gridmap(run.read_table("transforms"), vs, off)
-    labels = labels_to_aligned(gt.to_numpy(), g, run.read_table("gt_transforms"), vs, offset=off)
+    labels = labels_to_aligned(gt.to_numpy(), g, run.read_table("gt_transforms"), vs, offset=off,
+                               missing=_missing_sections(run))
     return Volume(labels, voxel_size=vs, offset=off)
 
 
-def _points_in_aligned_frame(run, table):
-    """``z, y, x`` (nm, true frame) of a ground-truth table moved to where the aligned volume shows them."""
+def ground_truth_synapses(run):
+    """A run's ``gt_synapses`` with positions in the frame of its segmentation (see :func:`ground_truth_volume`)."""
+    from ..run import Run
+
+    run = run if isinstance(run, Run) else Run(run)
+    table = run.read_table("gt_synapses")
+    if not len(table) or not _maps_through_alignment(run, set(run.arrays()), set(run.tables())):
+        return table
     from ..align import map_points as aligned_points
     from ..synth import map_points as raw_points
 
+    transforms = run.read_table("gt_transforms")
+    gt = run.open("gt_segmentation")
+    thickness = float(gt.voxel_size[0])
+
+    def to_aligned(pts):
+        return aligned_points(run.path, raw_points(transforms, pts, to="raw"), to="aligned")
+
     pts = table[["z", "y", "x"]].to_numpy(float)
-    pts = aligned_points(run.path, raw_points(run.read_table("gt_transforms"), pts, to="raw"), to="aligned")
+    sec = np.floor(pts[:, 0] / thickness).astype(int)
+    out = pts.copy()
+    missing = set(_missing_sections(run))
+    here = ~np.isin(sec, list(missing))
+    if here.any():
+        out[here] = to_aligned(pts[here])
+    good = [z for z in range(gt.shape[0]) if z not in missing]
+    for z in sorted(missing & set(sec.tolist())):
+        # a missing section's map is interpolated from its neighbours' (as labels_to_aligned does)
+        m = sec == z
+        lo = [g for g in good if g < z]
+        hi = [g for g in good if g > z]
+        ends = [e for e in (lo[-1] if lo else None, hi[0] if hi else None) if e is not None]
+        placed = []
+        for e in ends:
+            q = pts[m].copy()
+            q[:, 0] = (e + 0.5) * thickness
+            placed.append(to_aligned(q)[:, 1:])
+        if len(placed) == 2:
+            t = (z - ends[0]) / (ends[1] - ends[0])
+            out[m, 1:] = (1 - t) * placed[0] + t * placed[1]
+        elif placed:
+            out[m, 1:] = placed[0]
     table = table.copy()
-    table[["z", "y", "x"]] = pts
+    table[["z", "y", "x"]] = out
     return table
 
 

@@ -100,7 +100,7 @@ def edge_error_sources(run_path, *, max_distance_nm: float = 400.0, min_overlap_
         If the run lacks an input (the message names it).
     """
     from ..run import Run
-    from ._evaluate import _common
+    from ._evaluate import _common, ground_truth_synapses, ground_truth_volume
 
     run = Run(run_path)
     arrays, tables = set(run.arrays()), set(run.tables())
@@ -112,10 +112,11 @@ def edge_error_sources(run_path, *, max_distance_nm: float = 400.0, min_overlap_
         if name not in tables:
             raise TableNotFoundError(f"run {run.path} has no '{name}' table; edge error sources need the "
                                      "predicted and the true synapses")
-    pred, gt = _common(run.open("segmentation"), run.open("gt_segmentation"))
+    # in an aligned synthetic run, the ground truth of what the aligned volume shows (as evaluate_run)
+    pred, gt = _common(run.open("segmentation"), ground_truth_volume(run))
     table = contingency_table(pred, gt)
     pred_edges = run.read_table(edges) if edges is not None and edges in tables else None
-    return edge_error_sources_tables(run.read_table(synapses), run.read_table("gt_synapses"), table=table,
+    return edge_error_sources_tables(run.read_table(synapses), ground_truth_synapses(run), table=table,
                                      pred_edges=pred_edges, max_distance_nm=max_distance_nm,
                                      min_overlap_vx=min_overlap_vx)
 
