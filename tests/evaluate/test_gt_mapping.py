@@ -150,3 +150,15 @@ def test_synapses_of_an_exactly_aligned_run_come_back_where_they_are(tmp_path):
     halfway = ground_truth_synapses(run)
     np.testing.assert_allclose(halfway["y"] - got["y"], [-2 * 8, -4 * 8], atol=1e-6)
     np.testing.assert_allclose(halfway["x"] - got["x"], [2.5 * 8, 5 * 8], atol=1e-6)
+
+
+def test_mapped_ground_truth_is_reused_until_the_transforms_change(tmp_path):
+    run, gt, _ = make_aligned_run(tmp_path)
+    first = ground_truth_volume(run)
+    assert ground_truth_volume(run) is first  # evaluate, the naive baseline and the report share one mapping
+    np.testing.assert_array_equal(first.to_numpy(), shifted(gt))
+    run.write_table("transforms", gridmap_table(exact_map(gt.shape), VOXEL))
+    again = ground_truth_volume(run)
+    assert again is not first
+    inner = (slice(None), slice(8, -8), slice(8, -8))
+    np.testing.assert_array_equal(again.to_numpy()[inner], gt[inner])
