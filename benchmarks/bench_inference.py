@@ -5,12 +5,15 @@ Part 1 -- CPU inference of the shipped affinity model (``load_model(None)``: 3D 
 (``connectomix.synth``, ``demo`` preset, 32 x 256 x 256 voxels, 40 x 8 x 8 nm).
 Each row runs in a fresh process (so its peak RSS is its own), with at most 2 threads:
 
-connectomix (eager fp32)     ``predict_array``: the forward pass + sigmoid that
-                             ``predict_block`` runs, on the whole block, 2 torch threads
+connectomix (shipped)        ``predict_array``: the forward pass + sigmoid that
+                             ``predict_block`` runs, on the whole block, 2 torch threads,
+                             channels-last memory, bfloat16 where the CPU has native
+                             bfloat16 kernels (``connectomix.models._unet.inference_dtype``)
+connectomix, float32         the same with ``CONNECTOMIX_PRECISION=float32``
 peers, same network, same input:
 torch.jit (frozen, fp32)     ``torch.jit.trace`` + ``freeze`` + ``optimize_for_inference``
 torch.compile (fp32)         inductor (its compile seconds are reported apart)
-eager bf16 autocast          CPU autocast to bfloat16 (not what ships: a precision change)
+eager bf16 autocast          CPU autocast to bfloat16, plain (contiguous) memory
 naive baseline (scipy)       ``connectomix.pipeline.naive_baseline``: Gaussian smoothing,
                              Otsu threshold, distance-transform watershed and its scores
                              -- no learning; a cheap time reference, not a rival in quality
@@ -124,7 +127,9 @@ def job_forward(spec):
     variant = spec["variant"]
     base_rss = _rss_mib()
     prep = 0.0
-    if variant in ("eager", "whole"):
+    if variant == "fp32":
+        os.environ["CONNECTOMIX_PRECISION"] = "float32"  # this child process only
+    if variant in ("eager", "whole", "fp32"):
         def fn():
             return predict_array(raw, model, factor)
     else:
@@ -166,9 +171,11 @@ def job_forward(spec):
             cpus.append(cc)
         ref = out
     agree = None
-    if spec.get("check") and variant not in ("eager", "whole"):
+    if spec.get("check") and variant != "whole":
+        os.environ["CONNECTOMIX_PRECISION"] = "float32"  # the reference: full precision
         want = predict_array(raw, model, factor)
-        got = ref[0][(slice(None),) + tuple(slice(0, s) for s in raw.shape)]
+        got = ref if ref.ndim == want.ndim else ref[0]
+        got = got[(slice(None),) + tuple(slice(0, s) for s in raw.shape)]
         agree = float(np.abs(want - got).max())
     return dict(wall=min(walls), cpu=min(cpus), rss=_maxrss_mib(), base_rss=base_rss, prep=prep,
                 voxels=int(raw.size), max_abs_diff=agree)
@@ -387,10 +394,14 @@ def main(argv=None):
         # ---------------------------------------------------------------- part 1
         rows = []
         fwd = dict(job="forward", raw=str(tmp / "raw.npy"), repeat=args.repeat, check=True)
-        variants = [("connectomix (eager fp32)", "eager", "predict_array, 2 threads"),
+        from connectomix.models._unet import inference_dtype
+
+        shipped = str(inference_dtype("cpu")).replace("torch.", "")
+        variants = [(f"connectomix (shipped: {shipped})", "eager", "predict_array, channels-last, 2 threads"),
+                    ("connectomix, float32", "fp32", "CONNECTOMIX_PRECISION=float32"),
                     ("torch.jit (frozen, fp32)", "jit", "peer"),
                     ("torch.compile (inductor, fp32)", "compile", "peer"),
-                    ("eager bf16 autocast", "bf16", "precision change, not shipped")]
+                    ("eager bf16 autocast", "bf16", "plain torch: no channels-last")]
         if args.no_compile:
             variants = [v for v in variants if v[1] != "compile"]
         for name, variant, note in variants:
@@ -431,7 +442,7 @@ def main(argv=None):
                     extra.append(f"VOI {r['voi']:.2f}")
             print(fmt_row(name, shape, r, base, "; ".join([note] + extra) if note else "; ".join(extra)))
         print("target (issue #4): >= 0.2 Mvoxels/s on the 2 cores. 'Mvox/s' is output voxels per wall second; "
-              "'vs ours' relative to connectomix (eager fp32).")
+              "'vs ours' relative to connectomix as shipped (first row); max |diff| against our float32.")
 
         # ---------------------------------------------------------------- part 3
         print("\nPart 3: GPU (not measured in this run)")

@@ -147,3 +147,27 @@ def test_an_unknown_schedule_is_refused_before_anything_is_written(tmp_path):
         train(tmp_path / "m", [], [], schedule="linear")
     assert not (tmp_path / "m").exists()
 
+
+
+def test_inference_precision_is_chosen_from_the_device_and_the_environment(monkeypatch):
+    from connectomix.errors import ConfigError
+    from connectomix.models._unet import forward, inference_dtype
+
+    monkeypatch.delenv("CONNECTOMIX_PRECISION", raising=False)
+    assert inference_dtype("cuda") == torch.bfloat16  # only the device's type is read: no GPU needed
+    assert inference_dtype("cpu") in (torch.bfloat16, torch.float32)
+    assert inference_dtype("cpu", "float32") == torch.float32
+    monkeypatch.setenv("CONNECTOMIX_PRECISION", "bfloat16")
+    assert inference_dtype("cpu") == torch.bfloat16
+    monkeypatch.setenv("CONNECTOMIX_PRECISION", "half")
+    with pytest.raises(ConfigError, match="CONNECTOMIX_PRECISION.*half"):
+        inference_dtype("cpu")
+    torch.manual_seed(0)
+    model = UNet3D(1, 3, features=4).eval()
+    x = np.random.default_rng(0).random((1, 1, 4, 32, 32)).astype(np.float32)
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    exact = forward(model, x, precision="float32")  # channels-last memory changes nothing but speed
+    assert exact.dtype == np.float32 and np.allclose(exact, want, atol=1e-5)
+    half = forward(model, x, precision="bfloat16")  # 8 bits of mantissa: close, not equal
+    assert np.abs(half - want).max() < 0.05 * np.abs(want).max() + 1e-3

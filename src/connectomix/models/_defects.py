@@ -161,7 +161,7 @@ def defect_probability(prev, section, nxt, model, *, tile: int = 1024, context: 
     -------
     (Y, X) float32 array in 0..1.
     """
-    import torch
+    from ._unet import forward
 
     x = np.stack([np.asarray(a, np.float32) for a in (prev, section, nxt)])
     fin = np.isfinite(x)
@@ -172,7 +172,6 @@ def defect_probability(prev, section, nxt, model, *, tile: int = 1024, context: 
             fill = np.where(np.isfinite(mean), mean, float(np.median(x[i][fin[i]])) if fin[i].any() else 0.5)
             x[i] = np.where(fin[i], x[i], fill)
     f = model.factor[1:]
-    device = next(model.parameters()).device
     Y, X = x.shape[1:]
     out = np.empty((Y, X), np.float32)
     step = max(f[0], tile // f[0] * f[0]), max(f[1], tile // f[1] * f[1])
@@ -185,7 +184,6 @@ def defect_probability(prev, section, nxt, model, *, tile: int = 1024, context: 
             part = x[:, a0:a1, b0:b1]
             pad = [(0, 0)] + [(0, (-s) % k) for s, k in zip(part.shape[1:], f)]
             part = np.pad(part, pad, mode="reflect" if min(part.shape[1:]) > 1 else "edge")
-            with torch.no_grad():
-                y = model(torch.from_numpy(part[None, None]).to(device)).float().cpu().numpy()[0, 0, 1]
+            y = forward(model, np.ascontiguousarray(part[None, None]))[0, 0, 1]
             out[y0:y1, x0:x1] = y[y0 - a0 : y1 - a0, x0 - b0 : x1 - b0]
     return 1.0 / (1.0 + np.exp(-out))

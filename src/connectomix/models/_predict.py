@@ -42,12 +42,11 @@ def _threads_for(workers: int) -> int:
 
 
 def _logits(raw: np.ndarray, model, factor) -> np.ndarray:
-    import torch
+    from ._unet import forward
 
     pad = [(0, (-s) % f) for s, f in zip(raw.shape, factor)]
     x = np.pad(raw.astype(np.float32) / 255.0, pad, mode="reflect" if all(s > 1 for s in raw.shape) else "edge")
-    with torch.no_grad():
-        y = model(torch.from_numpy(x[None, None])).numpy()[0]
+    y = forward(model, x[None, None])[0]
     return y[(slice(None),) + tuple(slice(0, s) for s in raw.shape)]
 
 

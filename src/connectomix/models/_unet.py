@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["UNet3D", "DEFAULT_OFFSETS"]
+__all__ = ["UNet3D", "DEFAULT_OFFSETS", "PRECISIONS", "inference_dtype", "forward"]
 
 #: Affinity offsets (voxels, z y x): nearest neighbours first (DESIGN.md), then long range.
 DEFAULT_OFFSETS = (
@@ -112,3 +112,54 @@ class UNet3D(nn.Module):
         for up, dec, skip in zip(self.ups, self.decoders, reversed(skips)):
             x = dec(torch.cat([up(x), skip], dim=1))
         return self.head(x)  # logits; sigmoid gives affinities
+
+
+#: Arithmetic of inference: ``auto`` (bfloat16 on CUDA and on CPUs that run it natively,
+#: else float32), ``float32`` or ``bfloat16``. Overridden by ``$CONNECTOMIX_PRECISION``.
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def inference_dtype(device: torch.device | str, precision: str | None = None) -> torch.dtype:
+    """The dtype the networks compute in on ``device`` (see :data:`PRECISIONS`).
+
+    ``auto`` picks bfloat16 on CUDA (the networks are trained under bfloat16 autocast) and
+    on CPUs whose oneDNN has native bfloat16 kernels (AVX-512 BF16 or AMX), where it runs
+    about twice as fast as float32; float32 elsewhere, where bfloat16 would be emulated
+    and slower.
+    """
+    import os
+
+    from ..errors import ConfigError
+
+    precision = precision or os.environ.get("CONNECTOMIX_PRECISION", "auto")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision (CONNECTOMIX_PRECISION) must be one of {', '.join(PRECISIONS)}, "
+                          f"got {precision!r}")
+    if precision != "auto":
+        return torch.bfloat16 if precision == "bfloat16" else torch.float32
+    if torch.device(device).type == "cuda":
+        return torch.bfloat16
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        native = False
+    return torch.bfloat16 if native else torch.float32
+
+
+def forward(model: UNet3D, x, *, precision: str | None = None):
+    """Logits of ``model`` for a numpy array ``x`` (N, C, Z, Y, X) in 0..1, as float32 numpy.
+
+    Runs on the model's device, without gradients, in :func:`inference_dtype`'s
+    arithmetic, with channels-last memory on CPU (1.7x faster there in float32).
+    """
+    device = next(model.parameters()).device
+    dtype = inference_dtype(device, precision)
+    t = torch.from_numpy(x).to(device)
+    if device.type == "cpu":
+        if not getattr(model, "_channels_last", False):  # (a weight test would pass the 1-channel first layer)
+            model.to(memory_format=torch.channels_last_3d)  # in place, once per model
+            model._channels_last = True
+        t = t.contiguous(memory_format=torch.channels_last_3d)
+    with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+        y = model(t)
+    return y.float().contiguous().cpu().numpy()
