@@ -88,6 +88,8 @@ def main(argv=None):
     p.add_argument("--minutes", type=float, default=6.0)
     p.add_argument("--device", default="cuda")
     p.add_argument("--volumes", type=int, default=64)
+    p.add_argument("--first-volume", type=int, default=0,
+                   help="index into TRAIN_SEEDS of the first training volume (a continuation on fresh volumes)")
     p.add_argument("--shape", type=int, nargs=3, default=(32, 256, 256))
     p.add_argument("--patch", type=int, nargs=3, default=(16, 128, 128))
     p.add_argument("--batch-size", type=int, default=8)
@@ -95,7 +97,7 @@ def main(argv=None):
     p.add_argument("--features", type=int, default=12)
     p.add_argument("--iterations", type=int, default=100_000)
     p.add_argument("--workers", type=int, default=6, help="patch workers per network")
-    p.add_argument("--gen-workers", type=int, default=14)
+    p.add_argument("--gen-workers", type=int, default=16)
     p.add_argument("--checkpoint-every", type=int, default=400)
     p.add_argument("--validate-every", type=int, default=200)
     p.add_argument("--tasks", nargs="+", default=["affinities", "synapses"])
@@ -104,14 +106,17 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=200, help="iterations of linear learning-rate warm-up")
     p.add_argument("--val-patches", type=int, default=32)
     p.add_argument("--init-shipped", action="store_true", help="start from the shipped weights (fresh optimiser)")
+    p.add_argument("--skip-throughput", action="store_true", help="no forward-pass timing at the end")
     args = p.parse_args(argv)
 
     from connectomix.models import TRAIN_SEEDS, VAL_SEEDS
-    from connectomix.models._data import make_training_volumes
+    from connectomix.models._data import make_training_volumes, make_volumes
 
     from connectomix.synth import resolve_settings
 
-    args.seeds = list(TRAIN_SEEDS[: args.volumes])
+    if args.first_volume < 0 or args.first_volume + args.volumes > len(TRAIN_SEEDS):
+        p.error(f"--first-volume + --volumes must be at most {len(TRAIN_SEEDS)}, got {args.first_volume + args.volumes}")
+    args.seeds = list(TRAIN_SEEDS[args.first_volume : args.first_volume + args.volumes])
     args.voxel_size = list(resolve_settings(preset="train", seed=args.seeds[0]).voxel_size)
     args.val_seeds = list(VAL_SEEDS)
     out, work = Path(args.out), Path(args.work)
@@ -120,8 +125,12 @@ def main(argv=None):
         if (out / name / "checkpoint.pt").exists() and not (work / name / "checkpoint.pt").exists():
             shutil.copytree(out / name, work / name, dirs_exist_ok=True)
     t0 = time.perf_counter()
-    train = make_training_volumes(args.seeds, shape=args.shape, workers=args.gen_workers)
-    val = make_training_volumes(args.val_seeds, shape=args.shape, workers=args.gen_workers)
+    if args.tasks == ["affinities"]:  # the synapse targets are not needed: skip them (faster, less memory)
+        train = {"affinities": make_volumes(args.seeds, shape=args.shape, workers=args.gen_workers)}
+        val = {"affinities": make_volumes(args.val_seeds, shape=args.shape, workers=args.gen_workers)}
+    else:
+        train = make_training_volumes(args.seeds, shape=args.shape, workers=args.gen_workers)
+        val = make_training_volumes(args.val_seeds, shape=args.shape, workers=args.gen_workers)
     print(f"generated {len(args.seeds)}+{len(args.val_seeds)} volumes in {time.perf_counter() - t0:.0f} s", flush=True)
     ctx = mp.get_context("fork")
     procs = [ctx.Process(target=_trainer, args=(t, train[t], val[t], work / DIRS[t], args)) for t in args.tasks]
@@ -133,7 +142,7 @@ def main(argv=None):
     _mirror(work, out)
     codes = [pr.exitcode for pr in procs]
     print("trainers exited with", codes, flush=True)
-    if args.device.startswith("cuda") and "affinities" in args.tasks:
+    if args.device.startswith("cuda") and "affinities" in args.tasks and not args.skip_throughput:
         _throughput(work / "seg", args.device, out)
     return 0 if all(c == 0 for c in codes) else 1
 
