@@ -5,7 +5,7 @@ Part 1 -- CPU inference of the shipped affinity model (``load_model(None)``: 3D 
 (``connectomix.synth``, ``demo`` preset, 32 x 256 x 256 voxels, 40 x 8 x 8 nm).
 Each row runs in a fresh process (so its peak RSS is its own), with at most 2 threads:
 
-connectomix (shipped)        ``predict_array``: the forward pass + sigmoid that
+connectomix (shipped: ...)   ``predict_array``: the forward pass + sigmoid that
                              ``predict_block`` runs, on the whole block, 2 torch threads,
                              channels-last memory, bfloat16 where the CPU has native
                              bfloat16 kernels (``connectomix.models._unet.inference_dtype``)
@@ -315,6 +315,7 @@ def run_child(spec, timeout=None, threads=THREADS):
     for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
         env[k] = str(threads)
     env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("CONNECTOMIX_PRECISION", None)  # each row sets its own: the first is what ships
     p = subprocess.run([sys.executable, __file__, "--_child", json.dumps(spec)], env=env, capture_output=True,
                        text=True, timeout=timeout)
     if p.returncode != 0:
@@ -396,7 +397,7 @@ def main(argv=None):
         fwd = dict(job="forward", raw=str(tmp / "raw.npy"), repeat=args.repeat, check=True)
         from connectomix.models._unet import inference_dtype
 
-        shipped = str(inference_dtype("cpu")).replace("torch.", "")
+        shipped = str(inference_dtype("cpu", "auto")).replace("torch.", "")
         variants = [(f"connectomix (shipped: {shipped})", "eager", "predict_array, channels-last, 2 threads"),
                     ("connectomix, float32", "fp32", "CONNECTOMIX_PRECISION=float32"),
                     ("torch.jit (frozen, fp32)", "jit", "peer"),
@@ -435,7 +436,7 @@ def main(argv=None):
                 if r.get("prep"):
                     extra.append(f"prep {r['prep']:.1f} s")
                 if r.get("max_abs_diff") is not None:
-                    extra.append(f"max |diff| vs eager {r['max_abs_diff']:.1e}")
+                    extra.append(f"max |diff| vs float32 {r['max_abs_diff']:.1e}")
                 if r.get("base_rss"):
                     extra.append(f"RSS before {r['base_rss']:.0f}")
                 if r.get("voi") is not None:

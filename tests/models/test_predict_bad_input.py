@@ -72,3 +72,20 @@ def test_cuda_asked_for_without_a_gpu_is_a_clear_error(tmp_path, monkeypatch):
     r = subprocess.run([EXE, "segment", str(run.path), "--device", "cuda"], capture_output=True, text=True,
                        timeout=120, env=env)
     assert r.returncode != 0 and "no CUDA GPU" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_unknown_precision_stops_before_the_affinities_are_replaced(tmp_path, monkeypatch):
+    from connectomix.volume import open_volume
+
+    raw = (np.random.default_rng(0).random((8, 64, 64)) * 255).astype(np.uint8)
+    run = _run(tmp_path, raw)
+    predict_affinities(run)
+    before = open_volume(run.volume_path("affinities")).to_numpy()
+    import json
+
+    attrs = json.loads((run.volume_path("affinities") / "zarr.json").read_text())["attributes"]
+    assert attrs["precision"] in ("float32", "bfloat16")
+    monkeypatch.setenv("CONNECTOMIX_PRECISION", "fp8")
+    with pytest.raises(ConfigError, match=r"CONNECTOMIX_PRECISION.*'fp8'"):
+        predict_affinities(run)
+    assert np.array_equal(open_volume(run.volume_path("affinities")).to_numpy(), before)

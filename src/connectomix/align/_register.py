@@ -909,6 +909,10 @@ def register_stack(stack, *, reference: int, elastic: bool = True, settings: Reg
     """
     s = settings
     s.validate()
+    if damage_method(s) == "network":
+        from ..models._unet import inference_dtype
+
+        inference_dtype("cpu")  # a bad CONNECTOMIX_PRECISION stops here, not after the coarse pass
     say = log or (lambda msg: logger.info(msg))
     Z, Y, X = (int(v) for v in stack.shape)
     if Z < 2:

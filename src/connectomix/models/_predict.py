@@ -41,25 +41,29 @@ def _threads_for(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, int(workers or 1)))
 
 
-def _logits(raw: np.ndarray, model, factor) -> np.ndarray:
+def _logits(raw: np.ndarray, model, factor, precision: str | None = None) -> np.ndarray:
     from ._unet import forward
 
     pad = [(0, (-s) % f) for s, f in zip(raw.shape, factor)]
     x = np.pad(raw.astype(np.float32) / 255.0, pad, mode="reflect" if all(s > 1 for s in raw.shape) else "edge")
-    y = forward(model, x[None, None])[0]
+    y = forward(model, x[None, None], precision=precision)[0]
     return y[(slice(None),) + tuple(slice(0, s) for s in raw.shape)]
 
 
-def predict_array(raw: np.ndarray, model, factor) -> np.ndarray:
-    """Affinities (C, Z, Y, X) float32 in 0..1 for a uint8 array, padded to ``factor``."""
-    return 1.0 / (1.0 + np.exp(-_logits(raw, model, factor)))
+def predict_array(raw: np.ndarray, model, factor, precision: str | None = None) -> np.ndarray:
+    """Affinities (C, Z, Y, X) float32 in 0..1 for a uint8 array, padded to ``factor``.
+
+    ``precision``: see :func:`~connectomix.models._unet.inference_dtype` (default: the
+    environment's, else ``auto``).
+    """
+    return 1.0 / (1.0 + np.exp(-_logits(raw, model, factor, precision)))
 
 
-def predict_synapse_array(raw: np.ndarray, model, factor) -> np.ndarray:
+def predict_synapse_array(raw: np.ndarray, model, factor, precision: str | None = None) -> np.ndarray:
     """Cleft probability (channel 0) and partner vectors in nm (channels 1-3), float32."""
     from ._synapse_targets import VECTOR_SCALE_NM
 
-    y = _logits(raw, model, factor)
+    y = _logits(raw, model, factor, precision)
     y[0] = 1.0 / (1.0 + np.exp(-y[0]))
     y[1:] *= VECTOR_SCALE_NM
     return y
@@ -95,11 +99,13 @@ def at_model_resolution(raw: np.ndarray, scale, predict) -> np.ndarray:
 
 def predict_block(block: Block, inputs, *, model_dir: str | None, device: str = "cpu", input: str = "raw",
                   task: str = "affinities", output: str = "affinities", threads: int | None = None,
-                  scale=None) -> dict:
+                  scale=None, precision: str | None = None) -> dict:
     """Predict one block over its write region: uint8 affinities, or float16 synapse maps.
 
     ``scale`` (data voxel size / model voxel size, z y x) resamples the block to the
-    model's resolution and the prediction back (:func:`at_model_resolution`).
+    model's resolution and the prediction back (:func:`at_model_resolution`);
+    ``precision`` is the arithmetic (``float32`` or ``bfloat16``; see
+    :func:`~connectomix.models._unet.inference_dtype`).
     """
     if threads:
         import torch
@@ -110,7 +116,7 @@ def predict_block(block: Block, inputs, *, model_dir: str | None, device: str = 
     fn = predict_array if task == "affinities" else predict_synapse_array
 
     def predict(raw):
-        return fn(raw, model, model.factor)
+        return fn(raw, model, model.factor, precision)
 
     y = predict(vol.data) if scale is None else at_model_resolution(vol.data, scale, predict)
     if task == "affinities":
@@ -164,6 +170,11 @@ def _predict(run, task, output, *, model_dir, input, block_shape_vx, context_vx,
             from ..errors import ConfigError
 
             raise ConfigError(f"device {device!r} asked for, but this machine has no CUDA GPU; use device 'cpu'")
+    from ._unet import inference_dtype
+
+    # resolved once, here: every block of the volume computes alike (a worker on another machine too), and
+    # a bad CONNECTOMIX_PRECISION stops before the output is replaced
+    precision = str(inference_dtype(device)).replace("torch.", "")
     model, meta = load_model(model_dir, task=task)
     scale = _resampling(src.voxel_size, meta, task, run.volume_path(input))
     context_nm = Coordinate(context_vx) * (src.voxel_size if scale is None else Coordinate(meta["voxel_size"]))
@@ -177,6 +188,7 @@ def _predict(run, task, output, *, model_dir, input, block_shape_vx, context_vx,
         channels, dtype = 4, np.float16
         attrs = {"channels": ["cleft_probability", "vector_z_nm", "vector_y_nm", "vector_x_nm"]}
     attrs["model"] = meta.get("name", str(model_dir or "shipped"))
+    attrs["precision"] = precision
     out = create_volume(
         run.volume_path(output),
         shape=(channels,) + tuple(src.spatial_shape),
@@ -191,7 +203,7 @@ def _predict(run, task, output, *, model_dir, input, block_shape_vx, context_vx,
     )
     kernel = functools.partial(predict_block, model_dir=None if model_dir is None else str(model_dir),
                                device=device, input=input, task=task, output=output,
-                               threads=_threads_for(workers), scale=scale)
+                               threads=_threads_for(workers), scale=scale, precision=precision)
     return run_blockwise(
         kernel,
         task="predict" if task == "affinities" else "predict-synapses",
@@ -202,7 +214,8 @@ def _predict(run, task, output, *, model_dir, input, block_shape_vx, context_vx,
         scheduler=scheduler,
         workers=workers,
         config={"model": str(model_dir), "task": task, "context": list(context_vx),
-                "iterations": meta.get("iterations"), "scale": None if scale is None else list(scale)},
+                "iterations": meta.get("iterations"), "scale": None if scale is None else list(scale),
+                "precision": precision},
         on_block_done=on_block_done,
     )
 

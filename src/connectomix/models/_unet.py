@@ -9,6 +9,8 @@ block-wise prediction matches whole-volume prediction up to float rounding.
 
 from __future__ import annotations
 
+import threading
+
 import torch
 from torch import nn
 
@@ -114,52 +116,64 @@ class UNet3D(nn.Module):
         return self.head(x)  # logits; sigmoid gives affinities
 
 
-#: Arithmetic of inference: ``auto`` (bfloat16 on CUDA and on CPUs that run it natively,
+#: Arithmetic of inference: ``auto`` (bfloat16 on GPUs and CPUs that run it natively,
 #: else float32), ``float32`` or ``bfloat16``. Overridden by ``$CONNECTOMIX_PRECISION``.
 PRECISIONS = ("auto", "float32", "bfloat16")
+
+_CONVERT = threading.Lock()
+
+
+def _native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` has bfloat16 arithmetic in hardware (not emulated)."""
+    try:
+        if device.type == "cuda":
+            return bool(torch.cuda.is_bf16_supported(including_emulation=False))  # Ampere and later
+        # AVX-512 BF16 or AMX; oneDNN's own test also passes plain AVX-512, where bf16 is emulated
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError, AssertionError):
+        return False
 
 
 def inference_dtype(device: torch.device | str, precision: str | None = None) -> torch.dtype:
     """The dtype the networks compute in on ``device`` (see :data:`PRECISIONS`).
 
-    ``auto`` picks bfloat16 on CUDA (the networks are trained under bfloat16 autocast) and
-    on CPUs whose oneDNN has native bfloat16 kernels (AVX-512 BF16 or AMX), where it runs
-    about twice as fast as float32; float32 elsewhere, where bfloat16 would be emulated
-    and slower.
+    ``auto`` picks bfloat16 where the device has it in hardware (GPUs from Ampere on; CPUs
+    with AVX-512 BF16 or AMX), where it runs about twice as fast as float32 and the
+    networks were trained under bfloat16 autocast; float32 elsewhere, where bfloat16
+    would be emulated and slower.
     """
     import os
 
     from ..errors import ConfigError
 
-    precision = precision or os.environ.get("CONNECTOMIX_PRECISION", "auto")
+    precision = precision or os.environ.get("CONNECTOMIX_PRECISION") or "auto"
     if precision not in PRECISIONS:
         raise ConfigError(f"precision (CONNECTOMIX_PRECISION) must be one of {', '.join(PRECISIONS)}, "
                           f"got {precision!r}")
     if precision != "auto":
         return torch.bfloat16 if precision == "bfloat16" else torch.float32
-    if torch.device(device).type == "cuda":
-        return torch.bfloat16
-    try:
-        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        native = False
-    return torch.bfloat16 if native else torch.float32
+    return torch.bfloat16 if _native_bf16(torch.device(device)) else torch.float32
 
 
 def forward(model: UNet3D, x, *, precision: str | None = None):
     """Logits of ``model`` for a numpy array ``x`` (N, C, Z, Y, X) in 0..1, as float32 numpy.
 
     Runs on the model's device, without gradients, in :func:`inference_dtype`'s
-    arithmetic, with channels-last memory on CPU (1.7x faster there in float32).
+    arithmetic, with channels-last memory on CPU (1.7x faster there in float32; the
+    model's weights are converted in place, once).
     """
     device = next(model.parameters()).device
     dtype = inference_dtype(device, precision)
     t = torch.from_numpy(x).to(device)
     if device.type == "cpu":
         if not getattr(model, "_channels_last", False):  # (a weight test would pass the 1-channel first layer)
-            model.to(memory_format=torch.channels_last_3d)  # in place, once per model
-            model._channels_last = True
+            # once, under a lock (models are shared by the threads of a local cluster), and outside any
+            # inference mode of the caller, which would make the weights inference tensors for good
+            with _CONVERT, torch.inference_mode(False), torch.no_grad():
+                if not getattr(model, "_channels_last", False):
+                    model.to(memory_format=torch.channels_last_3d)
+                    model._channels_last = True
         t = t.contiguous(memory_format=torch.channels_last_3d)
     with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
         y = model(t)
-    return y.float().contiguous().cpu().numpy()
+    return y.to(torch.float32, memory_format=torch.contiguous_format).cpu().numpy()
