@@ -89,3 +89,12 @@ def test_an_unknown_precision_stops_before_the_affinities_are_replaced(tmp_path,
     with pytest.raises(ConfigError, match=r"CONNECTOMIX_PRECISION.*'fp8'"):
         predict_affinities(run)
     assert np.array_equal(open_volume(run.volume_path("affinities")).to_numpy(), before)
+
+
+def test_an_unknown_device_is_a_clear_error(tmp_path):
+    run = _run(tmp_path, np.zeros((8, 64, 64), np.uint8))
+    with pytest.raises(ConfigError, match=r"device must be 'cpu' or 'cuda'.*'gpu'"):
+        predict_affinities(run, device="gpu")
+    assert "affinities" not in run.arrays()
+    r = subprocess.run([EXE, "segment", str(run.path), "--device", "gpu"], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "device must be 'cpu' or 'cuda'" in r.stderr and "Traceback" not in r.stderr

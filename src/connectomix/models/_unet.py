@@ -146,13 +146,20 @@ def inference_dtype(device: torch.device | str, precision: str | None = None) ->
 
     from ..errors import ConfigError
 
+    device_arg = device
     precision = precision or os.environ.get("CONNECTOMIX_PRECISION") or "auto"
     if precision not in PRECISIONS:
         raise ConfigError(f"precision (CONNECTOMIX_PRECISION) must be one of {', '.join(PRECISIONS)}, "
                           f"got {precision!r}")
+    try:
+        device = torch.device(device)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device must be 'cpu' or 'cuda' (or 'cuda:N'), got {str(device_arg)!r}")
     if precision != "auto":
         return torch.bfloat16 if precision == "bfloat16" else torch.float32
-    return torch.bfloat16 if _native_bf16(torch.device(device)) else torch.float32
+    return torch.bfloat16 if _native_bf16(device) else torch.float32
 
 
 def forward(model: UNet3D, x, *, precision: str | None = None):
