@@ -395,9 +395,9 @@ def main(argv=None):
         # ---------------------------------------------------------------- part 1
         rows = []
         fwd = dict(job="forward", raw=str(tmp / "raw.npy"), repeat=args.repeat, check=True)
-        from connectomix.models._unet import inference_dtype
+        from connectomix.models._unet import precision_name
 
-        shipped = str(inference_dtype("cpu", "auto")).replace("torch.", "")
+        shipped = precision_name("cpu", "auto")
         variants = [(f"connectomix (shipped: {shipped})", "eager", "predict_array, channels-last, 2 threads"),
                     ("connectomix, float32", "fp32", "CONNECTOMIX_PRECISION=float32"),
                     ("torch.jit (frozen, fp32)", "jit", "peer"),

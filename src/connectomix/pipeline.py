@@ -641,11 +641,11 @@ def segment_stage(run_path, *, model_dir=None, threshold: float | None = None, p
 
     run = Run(run_path)
     if predict:
-        from .models._unet import inference_dtype
+        from .models._unet import precision_name
 
         # the arithmetic is part of the result: a run predicted in float32 is not reused for bfloat16
         cfg = {"model": str(model_dir or "shipped"), "input": run.input_name(),
-               "precision": str(inference_dtype(device)).replace("torch.", "")}
+               "precision": precision_name(device)}
         with run.stage("predict", cfg) as st:
             if not st.skipped:
                 res = predict_affinities(run, model_dir=model_dir, input=cfg["input"],
@@ -684,10 +684,10 @@ def synapses_pipeline_stage(run_path, *, model_dir=None, threshold: float | None
 
         src = run.input_name()
         # its own stage name (not in STAGE_ORDER): re-predicting must not invalidate `segment`
-        from .models._unet import inference_dtype
+        from .models._unet import precision_name
 
         cfg = {"model": str(model_dir or "shipped"), "input": src, "input_token": write_token(run.open(src)),
-               "precision": str(inference_dtype("cpu")).replace("torch.", "")}
+               "precision": precision_name("cpu")}
         with run.stage("predict_synapses", cfg) as st:
             if st.skipped:
                 say("predict synapses: already done with this model and input, skipped")

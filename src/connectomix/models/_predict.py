@@ -170,11 +170,11 @@ def _predict(run, task, output, *, model_dir, input, block_shape_vx, context_vx,
             from ..errors import ConfigError
 
             raise ConfigError(f"device {device!r} asked for, but this machine has no CUDA GPU; use device 'cpu'")
-    from ._unet import inference_dtype
+    from ._unet import precision_name
 
     # resolved once, here: every block of the volume computes alike (a worker on another machine too), and
     # a bad CONNECTOMIX_PRECISION stops before the output is replaced
-    precision = str(inference_dtype(device)).replace("torch.", "")
+    precision = precision_name(device)
     model, meta = load_model(model_dir, task=task)
     scale = _resampling(src.voxel_size, meta, task, run.volume_path(input))
     context_nm = Coordinate(context_vx) * (src.voxel_size if scale is None else Coordinate(meta["voxel_size"]))

@@ -14,7 +14,7 @@ import threading
 import torch
 from torch import nn
 
-__all__ = ["UNet3D", "DEFAULT_OFFSETS", "PRECISIONS", "inference_dtype", "forward"]
+__all__ = ["UNet3D", "DEFAULT_OFFSETS", "PRECISIONS", "inference_dtype", "precision_name", "forward"]
 
 #: Affinity offsets (voxels, z y x): nearest neighbours first (DESIGN.md), then long range.
 DEFAULT_OFFSETS = (
@@ -160,6 +160,11 @@ def inference_dtype(device: torch.device | str, precision: str | None = None) ->
     if precision != "auto":
         return torch.bfloat16 if precision == "bfloat16" else torch.float32
     return torch.bfloat16 if _native_bf16(device) else torch.float32
+
+
+def precision_name(device: torch.device | str, precision: str | None = None) -> str:
+    """:func:`inference_dtype` as a name, ``'float32'`` or ``'bfloat16'`` (recorded with what it computes)."""
+    return "bfloat16" if inference_dtype(device, precision) == torch.bfloat16 else "float32"
 
 
 def forward(model: UNet3D, x, *, precision: str | None = None):
