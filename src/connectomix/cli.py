@@ -262,6 +262,7 @@ def synapses(
     predict: bool = typer.Option(True, "--predict/--no-predict", help="Predict first, or use the run's synapse_pred."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (default: local)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Local Dask workers."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda for the prediction."),
 ):
     """Detect synapses and their pre/post partners: the synapses table."""
     from .pipeline import synapses_pipeline_stage
@@ -269,7 +270,7 @@ def synapses(
     cfg = _cluster(_config(), scheduler, workers)
     with _Progress("synapses") as bar:
         synapses_pipeline_stage(run, model_dir=model, threshold=threshold, predict=predict, cluster=cfg.cluster,
-                                on_block_done=bar, say=_say)
+                                on_block_done=bar, say=_say, device=device)
 
 
 @app.command()

@@ -668,11 +668,12 @@ SYNAPSE_MIN_PARTNER_WEIGHT = 100.0
 
 
 def synapses_pipeline_stage(run_path, *, model_dir=None, threshold: float | None = None, predict: bool = True,
-                            cluster: ClusterConfig = ClusterConfig(), on_block_done=None, say=print, **options):
+                            cluster: ClusterConfig = ClusterConfig(), on_block_done=None, say=print,
+                            device: str = "cpu", **options):
     """Predict the synapse maps with the synapse network, then detect synapses and partners.
 
     ``predict=False`` uses an existing ``synapse_pred`` array (e.g. ideal predictions
-    written from ground truth).
+    written from ground truth). ``device`` is where the network runs (``cpu`` or ``cuda``).
     """
     from .models import predict_synapses
     from .synapses import require_segmentation, synapses_stage
@@ -687,13 +688,13 @@ def synapses_pipeline_stage(run_path, *, model_dir=None, threshold: float | None
         from .models._unet import precision_name
 
         cfg = {"model": str(model_dir or "shipped"), "input": src, "input_token": write_token(run.open(src)),
-               "precision": precision_name("cpu")}
+               "precision": precision_name(device)}
         with run.stage("predict_synapses", cfg) as st:
             if st.skipped:
                 say("predict synapses: already done with this model and input, skipped")
             else:
                 res = predict_synapses(run, model_dir=model_dir, input=src, scheduler=cluster.scheduler or None,
-                                       workers=cluster.workers, on_block_done=on_block_done)
+                                       workers=cluster.workers, device=device, on_block_done=on_block_done)
                 say(f"predict synapses: {res.n_blocks} blocks in {res.seconds:.1f} s -> volume.zarr/synapse_pred")
     options.setdefault("min_size_vx", SYNAPSE_MIN_SIZE_VX)
     options.setdefault("min_partner_weight", SYNAPSE_MIN_PARTNER_WEIGHT)

@@ -98,3 +98,17 @@ def test_an_unknown_device_is_a_clear_error(tmp_path):
     assert "affinities" not in run.arrays()
     r = subprocess.run([EXE, "segment", str(run.path), "--device", "gpu"], capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "device must be 'cpu' or 'cuda'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_synapse_prediction_takes_the_device_and_refuses_an_unknown_one(tmp_path):
+    from connectomix.pipeline import synapses_pipeline_stage
+
+    run = _run(tmp_path, np.zeros((8, 64, 64), np.uint8))
+    stored_volume(run.volume_path("segmentation"), np.ones((8, 64, 64), np.uint64), voxel_size=(40, 8, 8),
+                  chunks=(8, 64, 64))
+    with pytest.raises(ConfigError, match=r"device must be 'cpu' or 'cuda'.*'gpu'"):
+        synapses_pipeline_stage(run.path, device="gpu", say=lambda m: None)
+    assert "synapse_pred" not in run.arrays()
+    r = subprocess.run([EXE, "synapses", str(run.path), "--device", "gpu"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode != 0 and "device must be 'cpu' or 'cuda'" in r.stderr and "Traceback" not in r.stderr
