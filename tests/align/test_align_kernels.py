@@ -29,6 +29,35 @@ def test_match_patches_rejects_flat_patches(texture):
     assert not m.valid[0] and m.valid[1]
 
 
+def test_dense_grids_match_as_patches_matched_one_by_one(texture):
+    """The image-wide window statistics of a dense grid give the per-window result, masks included."""
+    yy, xx = np.mgrid[0:192, 0:192]
+    b = ndi.map_coordinates(texture, [yy + 2.4 + np.sin(xx / 30), xx - 1.7], order=3, mode="nearest")
+    mask = np.ones(texture.shape, bool)
+    mask[60:80, 20:120] = False
+    c = np.stack(np.meshgrid(np.arange(24, 169, 8), np.arange(24, 169, 8), indexing="ij"), -1).reshape(-1, 2)
+    for kw in ({}, {"a_mask": mask, "b_mask": mask}):
+        dense = match_patches(texture, b, c, patch=32, search=6, **kw)  # 361 windows of 44^2 px > the image
+        single = [match_patches(texture, b, c[i : i + 1], patch=32, search=6, **kw) for i in range(len(c))]
+        assert np.array_equal(dense.valid, np.concatenate([m.valid for m in single]))
+        assert np.allclose(dense.shifts, np.concatenate([m.shifts for m in single]), atol=1e-6)
+        assert np.allclose(dense.ncc, np.concatenate([m.ncc for m in single]), atol=1e-6)
+    assert 0 < dense.valid.sum() < len(c)  # the mask rejected some, the texture passed the others
+
+
+@pytest.mark.parametrize("sigma", [6.0, 12.0, 48.0])
+def test_wide_blur_is_the_gaussian(sigma):
+    from connectomix.align._match import _blur
+
+    rng = np.random.default_rng(1)
+    x = ndi.gaussian_filter(rng.random((300, 517)).astype(np.float32), 1.5)
+    exact = ndi.gaussian_filter(x, sigma)
+    fast = _blur(x, sigma)
+    assert fast.shape == x.shape
+    # within 1 % of the spread of the band the prefilter keeps (x minus its blur)
+    assert np.sqrt(np.mean((fast - exact) ** 2)) < 0.01 * np.std(x - exact)
+
+
 def test_global_shift_large_translation(texture):
     b = np.roll(texture, (40, -25), axis=(0, 1))
     assert np.allclose(global_shift(texture, b), (40, -25), atol=1)
