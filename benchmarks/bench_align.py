@@ -20,7 +20,9 @@ Methods:
 ``--methods`` picks a subset (e.g. ``--methods elastic elastix`` on 4096 px sections,
 where the rigid pass and the baselines add little). Time per section and peak Python-side
 memory (tracemalloc; elastix's own C++ allocations are not seen by it, so its column is
-a lower bound) are printed for each method.
+a lower bound) are printed for each method; connectomix's notes split its time per section
+into the coarse pass, the defect network (``damage``), the coarse refinement and the
+elastic passes.
 
 ``--per-section`` also prints each method's residual per section (median / 95th percentile, px)
 with the distance to the nearest usable section: far from the reference, and beyond missing
@@ -148,7 +150,9 @@ def main():
             res = register_stack(raw, reference=ref, elastic=elastic, log=lambda m: None)
             det = res["missing"].nonzero()[0].tolist()
             dmg = [int(z) for z in np.flatnonzero(res["damaged_fraction"] >= RegisterSettings().damage_min_fraction)]
-            return res["map"], f"missing {det} damaged {dmg} minJ {res['min_jacobian']:.2f}"
+            sec = res["stats"]["seconds"]
+            split = " ".join(f"{k} {v / a.sections:.1f}" for k, v in sec.items() if v >= 0.05 * a.sections)
+            return res["map"], f"missing {det} damaged {dmg} minJ {res['min_jacobian']:.2f}; s/sect: {split}"
         return f
 
     if "rigid" in a.methods:

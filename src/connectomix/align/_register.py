@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -905,7 +906,8 @@ def register_stack(stack, *, reference: int, elastic: bool = True, settings: Reg
         ``map`` (GridMap: aligned pixel -> raw pixel per section), ``missing``,
         ``damaged_fraction``, ``damage_masks`` (aligned frame, None where clean),
         ``coarse`` (2 x 3 maps raw -> aligned, centred), ``min_jacobian``,
-        ``stats`` (match counts and residuals per step).
+        ``stats`` (match counts and residuals per step; ``seconds``: time spent in the coarse,
+        damage, refine and elastic steps).
     """
     s = settings
     s.validate()
@@ -932,6 +934,14 @@ def register_stack(stack, *, reference: int, elastic: bool = True, settings: Reg
         raise VolumeError("alignment needs at least two sections with data; all but one are missing")
     pairs = _pairs(usable, s.neighbours)
     stats = {}
+    seconds = {"coarse": 0.0, "damage": 0.0, "refine": 0.0, "elastic": 0.0}  # where the time goes
+    clock = time.perf_counter()
+
+    def lap(name):
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[name] += now - clock
+        clock = now
 
     def section(z):
         a = np.asarray(stack[z], np.float32)
@@ -1009,13 +1019,16 @@ def register_stack(stack, *, reference: int, elastic: bool = True, settings: Reg
     # own similarity (two sections apart) is weak on neurites running obliquely; measured there, the
     # refined maps lost a thin crack (tests/align/test_align_stage.py).
     rendered = [render(z) if usable[z] else None for z in range(Z)]
+    lap("coarse")
     masks, dfrac = damage_maps(rendered, usable, s, stack.dtype)
+    lap("damage")
     if s.refine_search:
         # the elastic mesh is free-form anyway: let the refinement take up the affine part of the warps
         model = "affine" if elastic and s.model == "rigid" else s.model
         maps, res = _refine_coarse(section, maps, gmap, usable, masks, reference, centre, s, say, model=model)
         stats["coarse_refined_residual_px_median"] = float(np.median(res)) if len(res) else float("nan")
         rendered = [render(z) if usable[z] else None for z in range(Z)]
+        lap("refine")
     free = [z for z in range(Z) if usable[z] and z != reference]
     min_jac = float(np.min(jacobian_det(gmap.coords[usable], gmap.gy, gmap.gx)))
     if elastic:
@@ -1033,12 +1046,14 @@ def register_stack(stack, *, reference: int, elastic: bool = True, settings: Reg
                 # judged again on the refined maps where the first look found any damage; a section in which
                 # it found none stays clean (the first look, on the coarse maps, is the more sensitive one,
                 # see above), which saves most of a defect-network pass
+                lap("elastic")
                 if damage_method(s) == "network":
                     suspect = [z for z in range(Z) if usable[z] and dfrac[z] > 0]
                     if suspect:
                         masks, dfrac = damage_maps(rendered, usable, s, stack.dtype, sections=suspect)
                 else:
                     masks, dfrac = damage_maps(rendered, usable, s, stack.dtype)
+                lap("damage")
             ok = {z: (np.isfinite(rendered[z]) & (masks[z] is None or ~masks[z]) if masks[z] is not None
                       else np.isfinite(rendered[z])) for z in range(Z) if usable[z]}
             img = {z: prefilter(rendered[z], ok[z], low=s.elastic_band[0], high=s.elastic_band[1]) for z in ok}
@@ -1077,10 +1092,14 @@ def register_stack(stack, *, reference: int, elastic: bool = True, settings: Reg
                 f"median residual {stats[f'elastic{it + 1}_residual_px_median']:.2f} px, min Jacobian {jac:.2f}")
         if len(s.search) < 2:
             rendered = [render(z) if usable[z] else None for z in range(Z)]
+            lap("elastic")
             masks, dfrac = damage_maps(rendered, usable, s, stack.dtype)
+            lap("damage")
         # else the damage found before the second pass stands (with either method): the passes after it move
         # a section by about a pixel at most (largest correction 0.6-0.9 px on 1024 px stacks), and each run of
         # the defect network took a third of register_stack's time (1024 px, CPU)
+    lap("elastic")
+    stats["seconds"] = seconds
     # missing sections: interpolate the maps of their nearest usable neighbours
     good = np.flatnonzero(usable)
     for z in np.flatnonzero(missing):
