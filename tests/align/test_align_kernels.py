@@ -270,3 +270,25 @@ def test_gridmap_dense_equals_apply_inside_and_beyond_the_nodes():
     q = g.apply(1, np.stack([Y, X], -1))
     np.testing.assert_allclose(qy, q[..., 0], atol=1e-9)
     np.testing.assert_allclose(qx, q[..., 1], atol=1e-9)
+
+
+def test_damage_must_be_a_strip_not_a_round_blob():
+    """Folds, cracks and smears are strips; a round region the detector flags (a cell body) is not damage."""
+    from dataclasses import replace
+
+    from connectomix.align import RegisterSettings
+    from connectomix.align._register import _damage_masks
+    from connectomix.errors import ConfigError
+
+    yy, xx = np.mgrid[0:256, 0:256]
+    strip = np.abs(-(yy - 128) * np.cos(0.6) + (xx - 128) * np.sin(0.6)) <= 6  # 13 px wide, across the section
+    blob = (yy - 40) ** 2 / 30**2 + (xx - 200) ** 2 / 18**2 <= 1  # elongation 1.7, 0.026 of the section
+    s = RegisterSettings()
+    masks, frac = _damage_masks({0: strip, 1: blob, 2: strip | blob}, 3, s)
+    assert masks[0] is not None and frac[0] > 0.04
+    assert masks[1] is None and frac[1] == 0
+    assert masks[2] is not None and not masks[2][40, 200] and masks[2][128, 128]
+    masks, frac = _damage_masks({1: blob}, 2, replace(s, damage_min_elongation=0.0))  # any shape
+    assert masks[1] is not None
+    with pytest.raises(ConfigError, match="damage_min_elongation"):
+        replace(s, damage_min_elongation=-1.0).validate()
