@@ -460,7 +460,8 @@ def _grid_centres(shape, half, stride):
 
 def _coarse_pair(a, am, b, bm, s: RegisterSettings):
     """Correspondences (q_a, q_b, weight) between two (downsampled) sections."""
-    t = np.round(global_shift(a, b, a_mask=am, b_mask=bm)).astype(int)
+    # a start within a few pixels is enough: the patches search +-coarse_search around it
+    t = np.round(global_shift(a, b, a_mask=am, b_mask=bm, max_px=256)).astype(int)
     a = prefilter(a, am)
     bs, bms = _shift_int(prefilter(b, bm), bm, t)
     P = min(s.coarse_patch, min(a.shape) // 2)
