@@ -292,3 +292,28 @@ def test_damage_must_be_a_strip_not_a_round_blob():
     assert masks[1] is not None
     with pytest.raises(ConfigError, match="damage_min_elongation"):
         replace(s, damage_min_elongation=-1.0).validate()
+
+
+@pytest.mark.parametrize("refine_max_px", [2048, 128, 64])
+def test_coarse_refinement_corrects_a_start_off_by_pixels_also_block_averaged(refine_max_px):
+    """Section 1 is section 0 shifted by t; the refinement starts 1.5 px off and must land on t,
+    also when it matches the sections averaged over 2 x 2 or 4 x 4 blocks (large sections)."""
+    from dataclasses import replace
+
+    from connectomix.align import RegisterSettings
+    from connectomix.align._register import _affine_grid, _refine_coarse
+
+    rng = np.random.default_rng(0)
+    tex = ndi.gaussian_filter(rng.standard_normal((256, 256)).astype(np.float32), 2.0)
+    t = np.array([2.3, -1.7])
+    stack = np.stack([tex, ndi.shift(tex, t, order=3, mode="nearest")])
+    stack += rng.normal(0, 0.02, stack.shape).astype(np.float32)
+    centre = np.array([127.5, 127.5])
+    maps = {0: np.c_[np.eye(2), np.zeros(2)], 1: np.c_[np.eye(2), -(t + [1.2, -0.9])]}  # raw -> aligned
+    g = GridMap.identity(2, (256, 256), 32)
+    for z, M in maps.items():
+        _affine_grid(g, z, M, centre)
+    maps, _ = _refine_coarse(lambda z: (stack[z], np.ones((256, 256), bool)), maps, g, np.array([True, True]),
+                             [None, None], 0, centre, replace(RegisterSettings(), refine_max_px=refine_max_px),
+                             lambda m: None, model="translation")
+    assert np.allclose(maps[1][:, 2], -t, atol=0.06), maps[1][:, 2]

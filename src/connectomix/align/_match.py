@@ -93,10 +93,24 @@ class Matches(NamedTuple):
 
 
 def _box_sums(x, p):
-    """Sums of every p x p window of each image in a batch (N, H, W) -> (N, H-p+1, W-p+1)."""
-    c = np.zeros((x.shape[0], x.shape[1] + 1, x.shape[2] + 1), np.float64)
-    c[:, 1:, 1:] = x.cumsum(1, dtype=np.float64).cumsum(2)
-    return c[:, p:, p:] - c[:, :-p, p:] - c[:, p:, :-p] + c[:, :-p, :-p]
+    """Sums of every p x p window of each image in a batch (N, H, W) -> (N, H-p+1, W-p+1).
+
+    Summed-area tables in float64 (int64 for a boolean mask: exact counts), built in place
+    to spare the allocations, which cost as much as the sums on large images.
+    """
+    x = np.asarray(x)
+    dt = np.int64 if x.dtype == bool else np.float64
+    n, h, w = x.shape
+    c = np.empty((n, h + 1, w + 1), dt)
+    c[:, 0, :] = 0
+    c[:, :, 0] = 0
+    inner = c[:, 1:, 1:]
+    np.cumsum(x, axis=2, dtype=dt, out=inner)
+    np.cumsum(inner, axis=1, out=inner)
+    out = c[:, p:, p:] - c[:, :-p, p:]
+    out -= c[:, p:, :-p]
+    out += c[:, :-p, :-p]
+    return out
 
 
 def _correlations(t, w):
@@ -229,7 +243,7 @@ def match_patches(a, b, centers, *, patch=48, search=16, min_ncc=0.15, min_ratio
     if dense:
         win = np.lib.stride_tricks.sliding_window_view
         b1 = win(_sat_boxes(pb, patch), (k, k))
-        b2 = win(_sat_boxes(np.square(pb, dtype=np.float64), patch), (k, k))
+        b2 = win(_sat_boxes(np.square(pb, dtype=np.float64), patch), (k, k))  # (pb is float32)
         bm = _sat_boxes(mb, patch)
         am = _sat_boxes(ma, patch)
     for s0 in range(0, n, batch):
@@ -260,7 +274,7 @@ def match_patches(a, b, centers, *, patch=48, search=16, min_ncc=0.15, min_ratio
         elif dense:  # the template's footprint at the peak must be valid
             wm = bm[y0 - search + py, x0 - search + px] >= patch * patch - 0.5
         else:
-            full = _box_sums(mb[wy[:, :, None], wx[:, None, :]].astype(np.float64), patch)
+            full = _box_sums(mb[wy[:, :, None], wx[:, None, :]], patch)
             wm = full[np.arange(len(cc)), py, px] >= patch * patch - 0.5
         dy, dx = _subpixel(surf, py, px)
         sl = slice(s0, s0 + len(cc))

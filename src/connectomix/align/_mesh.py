@@ -154,16 +154,20 @@ def jacobian_det(coords: np.ndarray, gy: np.ndarray, gx: np.ndarray) -> np.ndarr
 
 
 def warp_section(image, gmap: GridMap, z: int, *, y_px=None, x_px=None, order: int = 1, cval=np.nan,
-                 offset_px=(0, 0)) -> np.ndarray:
+                 offset_px=(0, 0), scale: int = 1) -> np.ndarray:
     """Resample raw section ``image`` into the aligned frame.
 
     ``y_px``/``x_px`` choose the output pixels (default: the whole grid extent);
-    ``offset_px`` is the raw position of ``image[0, 0]`` (for a cropped read).
+    ``offset_px`` is the raw position of ``image[0, 0]`` (for a cropped read);
+    ``scale`` > 1: ``image`` is the raw section averaged over blocks of that many pixels.
     """
     if y_px is None:
         y_px = np.arange(int(gmap.gy[-1]) + 1)
     if x_px is None:
         x_px = np.arange(int(gmap.gx[-1]) + 1)
     qy, qx = gmap.dense(z, y_px, x_px)
-    return ndi.map_coordinates(np.asarray(image, np.float32), [qy - offset_px[0], qx - offset_px[1]],
-                               order=order, mode="constant", cval=cval, prefilter=order > 1)
+    qy, qx = qy - offset_px[0], qx - offset_px[1]
+    if scale != 1:  # raw pixel q lies at (q + 0.5) / scale - 0.5 in the block-averaged image
+        qy, qx = (qy + 0.5) / scale - 0.5, (qx + 0.5) / scale - 0.5
+    return ndi.map_coordinates(np.asarray(image, np.float32), [qy, qx], order=order, mode="constant", cval=cval,
+                               prefilter=order > 1)
