@@ -238,6 +238,7 @@ def align(
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (default: local)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Local Dask workers."),
     force: bool = typer.Option(False, "--force", help="Re-run even if done with this configuration."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda for the defect network."),
 ):
     """Stitch tiles and register sections (rigid, then elastic) into RUN/volume.zarr/aligned."""
     from .align import align_stage
@@ -251,7 +252,7 @@ def align(
     cfg = _cluster(_config(), scheduler, workers)
     with _Progress("align") as bar:
         align_stage(run, elastic=elastic, reference=reference, cluster=cfg.cluster, progress=bar, say=_say,
-                    fill_missing=fill, force=force)
+                    fill_missing=fill, force=force, device=device)
 
 
 @app.command()

@@ -183,3 +183,24 @@ def test_interrupted_warp_restarts_when_the_transforms_changed(tmp_path, compute
     assert sorted(computed) == list(range(N_BLOCKS))
     align_stage(other, elastic=False, say=lambda m: None, block_shape=BLOCK)
     np.testing.assert_array_equal(Run(a).open("aligned").to_numpy(), Run(other).open("aligned").to_numpy())
+
+
+# ----------------------------------------------------------------------- device of the defect network
+def test_an_unknown_or_absent_device_stops_align_before_anything_is_written(tmp_path):
+    pytest.importorskip("torch")
+    import torch
+
+    from connectomix.errors import ConfigError
+    from connectomix.testing import stored_volume
+
+    run = Run.create(tmp_path / "run")
+    stored_volume(run.volume_path("raw"), _image((3, 64, 64), 0), voxel_size=(40, 8, 8))
+    with pytest.raises(ConfigError, match=r"device must be 'cpu' or 'cuda'.*'gpu'"):
+        align_stage(run.path, device="gpu", say=lambda m: None)
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match=r"'cuda'.*no CUDA GPU"):
+            align_stage(run.path, device="cuda", say=lambda m: None)
+    assert "aligned" not in run.arrays() and "transforms" not in run.tables()
+    r = subprocess.run([EXE, "align", str(run.path), "--device", "gpu"], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "device must be 'cpu' or 'cuda'" in r.stderr and "Traceback" not in r.stderr
+    assert "aligned" not in run.arrays()

@@ -93,7 +93,7 @@ def _montage(run, tiles, voxel_size, shape_yx, scheduler, workers, progress, say
 
 def align_stage(run_path, *, elastic: bool = True, reference="middle", cluster=None, progress=None, say=print,
                 fill_missing: bool = True, model: str = "rigid", settings=None, order: int = 1,
-                force: bool = False, block_shape=None) -> dict:
+                force: bool = False, block_shape=None, device: str = "cpu") -> dict:
     """Stitch, register and warp a run's sections into ``aligned``.
 
     Parameters
@@ -121,6 +121,8 @@ def align_stage(run_path, *, elastic: bool = True, reference="middle", cluster=N
     block_shape : (z, y, x) ints, optional
         Write shape of a warp block in voxels (default 4 x 256 x 256, clipped to the
         stack); smaller blocks need less memory. The result does not depend on it.
+    device : str
+        Where the defect network runs (``cpu`` or ``cuda``).
 
     An interrupted warp (Ctrl-C, a killed process) resumes on the next call: blocks
     finished under the same transforms are kept and only the others are computed.
@@ -156,6 +158,10 @@ def align_stage(run_path, *, elastic: bool = True, reference="middle", cluster=N
     run = Run(run_path)
     settings = settings or RegisterSettings(model=model)
     settings.validate()
+    if damage_method(settings) == "network":
+        from ..models._unet import check_device
+
+        check_device(device)  # before the montage writes anything
     if block_shape is not None:
         try:
             block_shape = tuple(int(v) for v in block_shape)
@@ -203,7 +209,8 @@ def align_stage(run_path, *, elastic: bool = True, reference="middle", cluster=N
         if np.issubdtype(stack.dtype, np.floating) and not np.all(np.isfinite(stack)):
             n_bad = int((~np.isfinite(stack)).sum())
             say(f"  warning: '{source}' holds {n_bad} NaN/inf pixels; they are treated as missing data")
-        res = register_stack(stack, reference=ref, elastic=elastic, settings=settings, log=lambda m: say("  " + m))
+        res = register_stack(stack, reference=ref, elastic=elastic, settings=settings, log=lambda m: say("  " + m),
+                             device=device)
         gmap = res["map"]
         ref = res["reference"]
         # tables: transforms (mesh nodes, nm) and section_quality

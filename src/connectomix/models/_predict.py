@@ -163,14 +163,9 @@ def _predict(run, task, output, *, model_dir, input, block_shape_vx, context_vx,
 
         raise VolumeError(f"{run.volume_path(input)} is {src.dtype}; the networks read uint8 EM intensities "
                           "(re-import with a conversion to 8 bits)")
-    if device.startswith("cuda"):
-        import torch
+    from ._unet import check_device, precision_name
 
-        if not torch.cuda.is_available():
-            from ..errors import ConfigError
-
-            raise ConfigError(f"device {device!r} asked for, but this machine has no CUDA GPU; use device 'cpu'")
-    from ._unet import precision_name
+    check_device(device)
 
     # resolved once, here: every block of the volume computes alike (a worker on another machine too), and
     # a bad CONNECTOMIX_PRECISION stops before the output is replaced

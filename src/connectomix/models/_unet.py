@@ -14,7 +14,7 @@ import threading
 import torch
 from torch import nn
 
-__all__ = ["UNet3D", "DEFAULT_OFFSETS", "PRECISIONS", "inference_dtype", "precision_name", "forward"]
+__all__ = ["UNet3D", "DEFAULT_OFFSETS", "PRECISIONS", "check_device", "inference_dtype", "precision_name", "forward"]
 
 #: Affinity offsets (voxels, z y x): nearest neighbours first (DESIGN.md), then long range.
 DEFAULT_OFFSETS = (
@@ -160,6 +160,16 @@ def inference_dtype(device: torch.device | str, precision: str | None = None) ->
     if precision != "auto":
         return torch.bfloat16 if precision == "bfloat16" else torch.float32
     return torch.bfloat16 if _native_bf16(device) else torch.float32
+
+
+def check_device(device: str) -> str:
+    """``device`` if the networks can run there, else one clear ConfigError (unknown, or CUDA without a GPU)."""
+    from ..errors import ConfigError
+
+    inference_dtype(device)  # an unknown device (or precision) is refused here
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for, but this machine has no CUDA GPU; use device 'cpu'")
+    return device
 
 
 def precision_name(device: torch.device | str, precision: str | None = None) -> str:
