@@ -641,8 +641,9 @@ def segment_stage(run_path, *, model_dir=None, threshold: float | None = None, p
 
     run = Run(run_path)
     if predict:
-        from .models._unet import precision_name
+        from .models._unet import check_device, precision_name
 
+        check_device(device)  # before the stage is recorded as started
         # the arithmetic is part of the result: a run predicted in float32 is not reused for bfloat16
         cfg = {"model": str(model_dir or "shipped"), "input": run.input_name(),
                "precision": precision_name(device)}
@@ -685,7 +686,9 @@ def synapses_pipeline_stage(run_path, *, model_dir=None, threshold: float | None
 
         src = run.input_name()
         # its own stage name (not in STAGE_ORDER): re-predicting must not invalidate `segment`
-        from .models._unet import precision_name
+        from .models._unet import check_device, precision_name
+
+        check_device(device)  # before the stage is recorded as started
 
         cfg = {"model": str(model_dir or "shipped"), "input": src, "input_token": write_token(run.open(src)),
                "precision": precision_name(device)}

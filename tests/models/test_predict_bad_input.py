@@ -101,14 +101,20 @@ def test_an_unknown_device_is_a_clear_error(tmp_path):
 
 
 def test_synapse_prediction_takes_the_device_and_refuses_an_unknown_one(tmp_path):
-    from connectomix.pipeline import synapses_pipeline_stage
+    from connectomix.pipeline import segment_stage, synapses_pipeline_stage
 
     run = _run(tmp_path, np.zeros((8, 64, 64), np.uint8))
     stored_volume(run.volume_path("segmentation"), np.ones((8, 64, 64), np.uint64), voxel_size=(40, 8, 8),
                   chunks=(8, 64, 64))
     with pytest.raises(ConfigError, match=r"device must be 'cpu' or 'cuda'.*'gpu'"):
         synapses_pipeline_stage(run.path, device="gpu", say=lambda m: None)
-    assert "synapse_pred" not in run.arrays()
+    if not torch.cuda.is_available():  # refused before the stage is recorded as started
+        with pytest.raises(ConfigError, match=r"'cuda'.*no CUDA GPU"):
+            synapses_pipeline_stage(run.path, device="cuda", say=lambda m: None)
+        with pytest.raises(ConfigError, match=r"'cuda:0'.*no CUDA GPU"):
+            segment_stage(run.path, device="cuda:0", say=lambda m: None)
+    assert "synapse_pred" not in run.arrays() and "affinities" not in run.arrays()
+    assert len(run.stages()) == 0
     r = subprocess.run([EXE, "synapses", str(run.path), "--device", "gpu"], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode != 0 and "device must be 'cpu' or 'cuda'" in r.stderr and "Traceback" not in r.stderr

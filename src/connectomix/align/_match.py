@@ -95,11 +95,14 @@ class Matches(NamedTuple):
 def _box_sums(x, p):
     """Sums of every p x p window of each image in a batch (N, H, W) -> (N, H-p+1, W-p+1).
 
-    Summed-area tables in float64 (int64 for a boolean mask: exact counts), built in place
-    to spare the allocations, which cost as much as the sums on large images.
+    Summed-area tables in float64 (integers for a boolean mask: exact counts), built in
+    place to spare the allocations, which cost as much as the sums on large images.
     """
     x = np.asarray(x)
-    dt = np.int64 if x.dtype == bool else np.float64
+    if x.dtype == bool:
+        dt = np.int32 if x[0].size < 2**31 else np.int64
+    else:
+        dt = np.float64
     n, h, w = x.shape
     c = np.empty((n, h + 1, w + 1), dt)
     c[:, 0, :] = 0

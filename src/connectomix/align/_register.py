@@ -143,7 +143,9 @@ class RegisterSettings:
     refine_max_px : int
         Sections larger than this are refined block-averaged to it (the affine motions rest
         on thousands of matches, and the elastic passes after it work at full resolution):
-        4x less work on 4096 px sections.
+        4x less work on 4096 px sections. ``refine_patch``, ``refine_stride``,
+        ``refine_search`` and ``refine_band`` are then in pixels of the averaged sections
+        (at 4096 px: twice as many full-resolution pixels).
     refine_huber : float
         In the coarse refinement, matches off by more than this many times their pair's
         residual spread lose weight.
@@ -269,7 +271,7 @@ def _defect_model(device: str = "cpu"):
 
 def damage_method(settings: RegisterSettings) -> str:
     """``'network'`` where the shipped defect network finds damage, else ``'ncc'``."""
-    return "network" if settings.damage_model and _defect_model() is not None else "ncc"
+    return "network" if settings.damage_model and _defect_model("cpu") is not None else "ncc"
 
 
 def _intensity_scale(rendered, idx, dtype=None):

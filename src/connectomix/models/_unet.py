@@ -166,9 +166,16 @@ def check_device(device: str) -> str:
     """``device`` if the networks can run there, else one clear ConfigError (unknown, or CUDA without a GPU)."""
     from ..errors import ConfigError
 
+    if not isinstance(device, (str, torch.device)):
+        raise ConfigError(f"device must be 'cpu' or 'cuda' (or 'cuda:N'), got {device!r}")
     inference_dtype(device)  # an unknown device (or precision) is refused here
-    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} asked for, but this machine has no CUDA GPU; use device 'cpu'")
+    d = torch.device(device)
+    if d.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {str(device)!r} asked for, but this machine has no CUDA GPU; use device 'cpu'")
+        if d.index is not None and d.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {str(device)!r} asked for, but this machine has {torch.cuda.device_count()} "
+                              "CUDA GPU(s), numbered from 0")
     return device
 
 
