@@ -61,6 +61,8 @@ def test_wide_blur_is_the_gaussian(sigma):
 def test_global_shift_large_translation(texture):
     b = np.roll(texture, (40, -25), axis=(0, 1))
     assert np.allclose(global_shift(texture, b), (40, -25), atol=1)
+    # on sections block-averaged to 96 px (by 2): a start within the factor, at a quarter of the pixels
+    assert np.allclose(global_shift(texture, b, max_px=96), (40, -25), atol=2)
 
 
 def test_gridmap_apply_invert_and_jacobian():

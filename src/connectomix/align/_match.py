@@ -22,6 +22,15 @@ from scipy import ndimage as ndi
 __all__ = ["Matches", "match_patches", "ncc_surfaces", "global_shift", "prefilter"]
 
 
+def _downsample(img, f):
+    """``img`` averaged over f x f blocks (float32; a partial block at the edge is padded with 0)."""
+    if f == 1:
+        return img
+    from skimage.transform import downscale_local_mean
+
+    return downscale_local_mean(img, (f, f)).astype(np.float32)
+
+
 def _upsample_linear(a, shape, f):
     """Linear interpolation of ``a`` (one pixel per f x f block) back to the pixel centres of ``shape``."""
     out = a
@@ -99,11 +108,11 @@ def _box_sums(x, p):
     place to spare the allocations, which cost as much as the sums on large images.
     """
     x = np.asarray(x)
+    n, h, w = x.shape
     if x.dtype == bool:
-        dt = np.int32 if x[0].size < 2**31 else np.int64
+        dt = np.int32 if h * w < 2**31 else np.int64
     else:
         dt = np.float64
-    n, h, w = x.shape
     c = np.empty((n, h + 1, w + 1), dt)
     c[:, 0, :] = 0
     c[:, :, 0] = 0
@@ -171,7 +180,7 @@ def ncc_surfaces(templates: np.ndarray, windows: np.ndarray, *, window_sums=None
 
 
 def _sat_boxes(img, p):
-    """Sums of every p x p window of one image (float64, (H-p+1, W-p+1))."""
+    """Sums of every p x p window of one image, (H-p+1, W-p+1) (see :func:`_box_sums`)."""
     return _box_sums(np.asarray(img)[None], p)[0]
 
 
@@ -308,10 +317,8 @@ def global_shift(a, b, *, a_mask=None, b_mask=None, overlap=0.5, smooth=2.0, max
     bm = np.isfinite(b) if b_mask is None else (np.asarray(b_mask, bool) & np.isfinite(b))
     f = int(np.ceil(max(*a.shape, *b.shape) / max_px)) if max_px else 1
     if f > 1:
-        from skimage.transform import downscale_local_mean
-
-        a, b = (downscale_local_mean(np.where(m, x, 0), (f, f)).astype(np.float32) for x, m in ((a, am), (b, bm)))
-        am, bm = (downscale_local_mean(m.astype(np.float32), (f, f)) > 0.999 for m in (am, bm))
+        a, b = (_downsample(np.where(m, x, 0), f) for x, m in ((a, am), (b, bm)))
+        am, bm = (_downsample(m.astype(np.float32), f) > 0.999 for m in (am, bm))
         smooth = smooth / f
         return f * global_shift(a, b, a_mask=am, b_mask=bm, overlap=overlap, smooth=smooth)
     # low-pass: the large structures persist over more sections than the fine ones

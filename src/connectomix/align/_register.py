@@ -47,7 +47,7 @@ from scipy import sparse
 from scipy.sparse import linalg as splinalg
 
 from ..errors import VolumeError
-from ._match import _subpixel, global_shift, match_patches, ncc_surfaces, prefilter
+from ._match import _downsample, _subpixel, global_shift, match_patches, ncc_surfaces, prefilter
 from ._mesh import GridMap, jacobian_det, warp_section
 
 __all__ = ["RegisterSettings", "register_stack", "section_status", "damage_maps", "rigid_search"]
@@ -435,14 +435,6 @@ def _elongation(lab, n):
 
 
 # --------------------------------------------------------------------------- coarse
-def _downsample(img, f):
-    if f == 1:
-        return img
-    from skimage.transform import downscale_local_mean
-
-    return downscale_local_mean(img, (f, f)).astype(np.float32)
-
-
 def _shift_int(img, mask, t):
     """img(p + t) for an integer t, zero/False outside."""
     ty, tx = int(t[0]), int(t[1])
