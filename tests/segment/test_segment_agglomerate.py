@@ -1,3 +1,5 @@
+import heapq
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -65,3 +67,121 @@ def test_min_size_needs_sizes():
 
 def test_fragments_without_edges_stay_alone():
     np.testing.assert_array_equal(agglomerate(_edges([]), threshold=0.5, sizes=np.array([0, 4, 4])), [0, 1, 2])
+
+
+def _reference(n_fragments, u, v, aff_sum, area, *, threshold, sizes=None, min_size=0, scale=LEVELS):
+    """The merging loop in plain Python (heapq and dicts): what the compiled kernel must reproduce."""
+    n = int(n_fragments)
+    parent = list(range(n + 1))
+    adj: list = [{} for _ in range(n + 1)]
+    heap = []
+    scale = float(scale)
+    for a, b, s, c in zip(np.asarray(u).tolist(), np.asarray(v).tolist(), np.asarray(aff_sum).tolist(), np.asarray(area).tolist()):
+        e = [s, c]
+        adj[a][b] = e
+        adj[b][a] = e  # one list shared by both ends: updates show on both sides
+        heap.append((-(s / (c * scale)), a, b))
+    heapq.heapify(heap)
+    size = None if sizes is None else [int(x) for x in np.asarray(sizes).tolist()]
+
+    def merge(a: int, b: int) -> int:
+        """Join b's region into a's (or a's into b's, whichever is cheaper)."""
+        if len(adj[a]) < len(adj[b]):
+            a, b = b, a
+        ea, eb = adj[a], adj[b]
+        del ea[b]
+        for nb, e in eb.items():
+            if nb == a:
+                continue
+            en = adj[nb]
+            del en[b]
+            f = ea.get(nb)
+            if f is None:
+                ea[nb] = e
+                en[a] = e
+                f = e
+            else:
+                f[0] += e[0]
+                f[1] += e[1]
+            lo, hi = (a, nb) if a < nb else (nb, a)
+            heapq.heappush(heap, (-(f[0] / (f[1] * scale)), lo, hi))
+        adj[b] = None
+        parent[b] = a
+        if size is not None:
+            size[a] += size[b]
+        return a
+
+    threshold = float(threshold)
+    while heap:
+        neg, a, b = heapq.heappop(heap)
+        if -neg < threshold:
+            break
+        ea = adj[a]
+        if ea is None or adj[b] is None:
+            continue
+        e = ea.get(b)
+        if e is None or -(e[0] / (e[1] * scale)) != neg:
+            continue  # stale: the pair changed since this entry was pushed
+        merge(a, b)
+
+    if min_size > 0:
+        if size is None:
+            raise ValueError("min_size needs fragment sizes")
+        small = [(size[r], r) for r in range(1, n + 1) if adj[r] is not None and size[r] < min_size]
+        heapq.heapify(small)
+        while small:
+            sz, r = heapq.heappop(small)
+            if adj[r] is None or size[r] != sz or not adj[r]:
+                continue
+            # the neighbour with the highest mean affinity; ties to the smallest id
+            best = max(adj[r].items(), key=lambda kv: (kv[1][0] / kv[1][1], -kv[0]))[0]
+            s = merge(best, r)
+            if size[s] < min_size:
+                heapq.heappush(small, (size[s], s))
+
+    out = np.zeros(n + 1, np.int64)
+    for i in range(1, n + 1):
+        r = i
+        while parent[r] != r:
+            r = parent[r]
+        # path compression keeps later look-ups short
+        j = i
+        while parent[j] != r:
+            parent[j], j = r, parent[j]
+        out[i] = r
+    return out
+
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_compiled_kernel_equals_the_reference_loop(seed):
+    # random graphs with coarse scores (many exact ties), sizes and small-segment cleanup
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 300))
+    u = rng.integers(1, n + 1, 6 * n)
+    v = rng.integers(1, n + 1, 6 * n)
+    keep = u < v
+    pairs = rng.permutation(np.unique(np.stack([u[keep], v[keep]], 1), axis=0))
+    area = rng.integers(1, 20, len(pairs))
+    aff_sum = rng.integers(0, 8, len(pairs)) * (LEVELS // 7) * area
+    sizes = rng.integers(1, 500, n + 1)
+    sizes[0] = 0
+    threshold = float(rng.choice([0.2, 0.5, 0.8]))
+    min_size = int(rng.choice([0, 100, 400]))
+    args = (n, pairs[:, 0], pairs[:, 1], aff_sum, area)
+    ref = _reference(*args, threshold=threshold, sizes=sizes, min_size=min_size)
+    got = agglomerate_graph(*args, threshold=threshold, sizes=sizes, min_size=min_size)
+    np.testing.assert_array_equal(got, ref)
+    assert len(np.unique(ref[1:])) < n  # something merged
+
+
+@pytest.mark.parametrize("u, v, area, match", [
+    ([1, 1], [2, 2], [1, 1], "one edge only"),
+    ([1], [1], [1], "distinct"),
+    ([0], [2], [1], "distinct fragment ids in 1..3"),
+    ([1], [4], [1], "distinct fragment ids in 1..3"),
+    ([1], [2], [0], "positive area"),
+])
+def test_bad_graphs_are_refused(u, v, area, match):
+    with pytest.raises(ValueError, match=match):
+        agglomerate_graph(3, u, v, [1] * len(u), area, threshold=0.5)
