@@ -68,6 +68,8 @@ def agglomerate_graph(
     from ._merge import agglomerate_kernel
 
     n = int(n_fragments)
+    if n >= 3_000_000_000:  # pair keys lo * (n + 1) + hi must fit in int64
+        raise ValueError(f"{n} fragments: at most 3e9 can be agglomerated in one graph")
     if min_size > 0 and sizes is None:
         raise ValueError("min_size needs fragment sizes")
     size = np.zeros(n + 1, np.int64) if sizes is None else np.asarray(sizes, np.int64)

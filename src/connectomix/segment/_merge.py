@@ -11,7 +11,8 @@ data structures are flat arrays:
   entries and appends the live ones to ``a``'s list in O(1);
 * a hash table from the pair key ``lo * (n + 1) + hi`` to the edge between ``lo`` and
   ``hi``, to find the edge that ``a`` already has to a neighbour of ``b``;
-* binary heaps of ``(score, lo, hi)`` kept as three arrays.
+* binary heaps of ``(score, pair key)`` kept as two arrays (the key orders ties as
+  ``(lo, hi)`` would).
 
 Every choice follows the same rule as the reference loop in
 ``tests/segment/test_segment_agglomerate.py`` (highest mean first, ties to the smaller
@@ -25,13 +26,9 @@ from numba import njit
 
 
 @njit(cache=True, inline="always")
-def _before(s1, l1, h1, s2, l2, h2):
-    """Does heap entry 1 pop before entry 2? Highest score first, then the smaller ids."""
-    if s1 != s2:
-        return s1 > s2
-    if l1 != l2:
-        return l1 < l2
-    return h1 < h2
+def _before(s1, k1, s2, k2):
+    """Does heap entry 1 pop before entry 2? Highest score first, then the smaller key."""
+    return s1 > s2 or (s1 == s2 and k1 < k2)
 
 
 # An open-addressing hash table of pair keys -> edge ids: int64 keys (0 empty, -1
@@ -86,43 +83,44 @@ def _rebuild(hk, hv, used):
 
 
 @njit(cache=True)
-def _push(hs, hl, hh, n, s, lo, hi):
+def _push(hs, hk, n, s, key):
+    """Add ``(s, key)`` to a heap of ``n`` entries; returns the (maybe grown) arrays and ``n + 1``."""
     if n == len(hs):
         m = 2 * len(hs) + 16
-        hs2, hl2, hh2 = np.empty(m, np.float64), np.empty(m, np.int64), np.empty(m, np.int64)
-        hs2[:n], hl2[:n], hh2[:n] = hs[:n], hl[:n], hh[:n]
-        hs, hl, hh = hs2, hl2, hh2
+        hs2, hk2 = np.empty(m, np.float64), np.empty(m, np.int64)
+        hs2[:n], hk2[:n] = hs[:n], hk[:n]
+        hs, hk = hs2, hk2
     i = n
     while i > 0:
         p = (i - 1) >> 1
-        if not _before(s, lo, hi, hs[p], hl[p], hh[p]):
+        if not _before(s, key, hs[p], hk[p]):
             break
-        hs[i], hl[i], hh[i] = hs[p], hl[p], hh[p]
+        hs[i], hk[i] = hs[p], hk[p]
         i = p
-    hs[i], hl[i], hh[i] = s, lo, hi
-    return hs, hl, hh, n + 1
+    hs[i], hk[i] = s, key
+    return hs, hk, n + 1
 
 
 @njit(cache=True)
-def _pop(hs, hl, hh, n):
+def _pop(hs, hk, n):
     """Remove the first entry (returned) from a heap of ``n``; the heap then holds ``n - 1``."""
-    s, lo, hi = hs[0], hl[0], hh[0]
+    s, key = hs[0], hk[0]
     n -= 1
     if n > 0:
-        ls, ll, lh = hs[n], hl[n], hh[n]
+        ls, lk = hs[n], hk[n]
         i = 0
         while True:
             c = 2 * i + 1
             if c >= n:
                 break
-            if c + 1 < n and _before(hs[c + 1], hl[c + 1], hh[c + 1], hs[c], hl[c], hh[c]):
+            if c + 1 < n and _before(hs[c + 1], hk[c + 1], hs[c], hk[c]):
                 c += 1
-            if not _before(hs[c], hl[c], hh[c], ls, ll, lh):
+            if not _before(hs[c], hk[c], ls, lk):
                 break
-            hs[i], hl[i], hh[i] = hs[c], hl[c], hh[c]
+            hs[i], hk[i] = hs[c], hk[c]
             i = c
-        hs[i], hl[i], hh[i] = ls, ll, lh
-    return s, lo, hi, n
+        hs[i], hk[i] = ls, lk
+    return s, key, n
 
 
 @njit(cache=True)
@@ -149,12 +147,11 @@ def agglomerate_kernel(n, u, v, aff_sum, area, threshold, scale, sizes, min_size
     cap = 16
     while cap < 2 * m:
         cap *= 2
-    hk = np.zeros(cap, np.int64)
-    hv = np.zeros(cap, np.int64)
+    tk = np.zeros(cap, np.int64)
+    tv = np.zeros(cap, np.int64)
     used = np.zeros(1, np.int64)
     hs = np.empty(m + 16, np.float64)
-    hl = np.empty(m + 16, np.int64)
-    hh = np.empty(m + 16, np.int64)
+    hq = np.empty(m + 16, np.int64)
     nh = 0
     for e in range(m):
         a, b = ea[e], eb[e]
@@ -167,33 +164,33 @@ def agglomerate_kernel(n, u, v, aff_sum, area, threshold, scale, sizes, min_size
                 nxt[tail[node]] = k
             tail[node] = k
             deg[node] += 1
-        _insert(hk, hv, used, min(a, b) * key_base + max(a, b), e)
-        hs, hl, hh, nh = _push(hs, hl, hh, nh, es[e] / (ec[e] * scale), min(a, b), max(a, b))
+        _insert(tk, tv, used, min(a, b) * key_base + max(a, b), e)
+        hs, hq, nh = _push(hs, hq, nh, es[e] / (ec[e] * scale), min(a, b) * key_base + max(a, b))
 
     while nh > 0:
-        s, a, b, nh = _pop(hs, hl, hh, nh)
+        s, key, nh = _pop(hs, hq, nh)
         if s < threshold:
             break
+        a, b = key // key_base, key % key_base
         if parent[a] != a or parent[b] != b:
             continue
-        i = _find(hk, hv, a * key_base + b)
-        e = -1 if i == -1 else hv[i]
+        i = _find(tk, tv, key)
+        e = -1 if i == -1 else tv[i]
         if e == -1 or es[e] / (ec[e] * scale) != s:
             continue  # stale: the pair changed since this entry was pushed
-        hs, hl, hh, nh = _merge(a, b, ea, eb, es, ec, alive, head, tail, nxt, deg, parent, size, hk, hv, used, key_base,
-                                hs, hl, hh, nh, scale, True)
+        hs, hq, nh = _merge(a, b, ea, eb, es, ec, alive, head, tail, nxt, deg, parent, size, tk, tv, used, key_base,
+                            hs, hq, nh, scale, True)
 
     if min_size > 0:
         # smallest segment first, ties to the smaller id: (-size, id) in the same heap
         ss = np.empty(16, np.float64)
-        sl = np.empty(16, np.int64)
-        sh = np.empty(16, np.int64)
+        sq = np.empty(16, np.int64)
         ns = 0
         for r in range(1, n + 1):
             if parent[r] == r and size[r] < min_size:
-                ss, sl, sh, ns = _push(ss, sl, sh, ns, -float(size[r]), r, 0)
+                ss, sq, ns = _push(ss, sq, ns, -float(size[r]), r)
         while ns > 0:
-            negsz, r, _, ns = _pop(ss, sl, sh, ns)
+            negsz, r, ns = _pop(ss, sq, ns)
             if parent[r] != r or -float(size[r]) != negsz or deg[r] == 0:
                 continue
             # the neighbour with the highest mean affinity; ties to the smallest id
@@ -208,11 +205,11 @@ def agglomerate_kernel(n, u, v, aff_sum, area, threshold, scale, sizes, min_size
                     if best == -1 or mean > best_mean or (mean == best_mean and x < best):
                         best, best_mean = x, mean
                 k = nxt[k]
-            hs, hl, hh, nh = _merge(best, r, ea, eb, es, ec, alive, head, tail, nxt, deg, parent, size, hk, hv, used,
-                                    key_base, hs, hl, hh, nh, scale, False)
+            hs, hq, nh = _merge(best, r, ea, eb, es, ec, alive, head, tail, nxt, deg, parent, size, tk, tv, used,
+                                key_base, hs, hq, nh, scale, False)
             root = best if parent[best] == best else r
             if size[root] < min_size:
-                ss, sl, sh, ns = _push(ss, sl, sh, ns, -float(size[root]), root, 0)
+                ss, sq, ns = _push(ss, sq, ns, -float(size[root]), root)
 
     out = np.zeros(n + 1, np.int64)
     for i in range(1, n + 1):
@@ -229,14 +226,14 @@ def agglomerate_kernel(n, u, v, aff_sum, area, threshold, scale, sizes, min_size
 
 
 @njit(cache=True)
-def _merge(a, b, ea, eb, es, ec, alive, head, tail, nxt, deg, parent, size, hk, hv, used, key_base, hs, hl, hh, nh, scale,
+def _merge(a, b, ea, eb, es, ec, alive, head, tail, nxt, deg, parent, size, tk, tv, used, key_base, hs, hq, nh, scale,
            push):
     """Join b's region into a's (or a's into b's, whichever has fewer neighbours)."""
     if deg[a] < deg[b]:
         a, b = b, a
-    i = _find(hk, hv, min(a, b) * key_base + max(a, b))
-    e = hv[i]
-    hk[i] = -1
+    i = _find(tk, tv, min(a, b) * key_base + max(a, b))
+    e = tv[i]
+    tk[i] = -1
     alive[e] = False
     deg[a] -= 1
     # walk b's entries: move live ones to a, drop dead ones
@@ -248,16 +245,16 @@ def _merge(a, b, ea, eb, es, ec, alive, head, tail, nxt, deg, parent, size, hk, 
         e = k >> 1
         if alive[e]:
             x = eb[e] if ea[e] == b else ea[e]
-            hk[_find(hk, hv, min(b, x) * key_base + max(b, x))] = -1
+            tk[_find(tk, tv, min(b, x) * key_base + max(b, x))] = -1
             lo, hi = (a, x) if a < x else (x, a)
-            i = _find(hk, hv, lo * key_base + hi)
-            f = -1 if i == -1 else hv[i]
+            i = _find(tk, tv, lo * key_base + hi)
+            f = -1 if i == -1 else tv[i]
             if f == -1:
                 if ea[e] == b:
                     ea[e] = a
                 else:
                     eb[e] = a
-                _insert(hk, hv, used, lo * key_base + hi, e)
+                _insert(tk, tv, used, lo * key_base + hi, e)
                 deg[a] += 1
                 # keep this entry: it now belongs to a's list
                 nxt[k] = -1
@@ -273,7 +270,7 @@ def _merge(a, b, ea, eb, es, ec, alive, head, tail, nxt, deg, parent, size, hk, 
                 alive[e] = False
                 deg[x] -= 1
             if push:
-                hs, hl, hh, nh = _push(hs, hl, hh, nh, es[f] / (ec[f] * scale), lo, hi)
+                hs, hq, nh = _push(hs, hq, nh, es[f] / (ec[f] * scale), lo * key_base + hi)
         k = kn
     if first != -1:
         if head[a] == -1:
@@ -286,4 +283,4 @@ def _merge(a, b, ea, eb, es, ec, alive, head, tail, nxt, deg, parent, size, hk, 
     deg[b] = 0
     parent[b] = a
     size[a] += size[b]
-    return hs, hl, hh, nh
+    return hs, hq, nh
