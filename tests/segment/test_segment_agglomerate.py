@@ -168,15 +168,19 @@ def test_compiled_kernel_equals_the_reference_loop(seed):
     sizes[0] = 0
     threshold = float(rng.choice([0.2, 0.5, 0.8]))
     min_size = int(rng.choice([0, 100, 400]))
-    args = (n, pairs[:, 0], pairs[:, 1], aff_sum, area)
-    ref = _reference(*args, threshold=threshold, sizes=sizes, min_size=min_size)
-    got = agglomerate_graph(*args, threshold=threshold, sizes=sizes, min_size=min_size)
+    ref = _reference(n, pairs[:, 0], pairs[:, 1], aff_sum, area, threshold=threshold, sizes=sizes,
+                     min_size=min_size)
+    # the kernel takes each pair in either order (the reference breaks ties by the order given)
+    flip = rng.random(len(pairs)) < 0.5
+    u, v = np.where(flip, pairs[:, 1], pairs[:, 0]), np.where(flip, pairs[:, 0], pairs[:, 1])
+    got = agglomerate_graph(n, u, v, aff_sum, area, threshold=threshold, sizes=sizes, min_size=min_size)
     np.testing.assert_array_equal(got, ref)
     assert len(np.unique(ref[1:])) < n  # something merged
 
 
 @pytest.mark.parametrize("u, v, area, match", [
     ([1, 1], [2, 2], [1, 1], "one edge only"),
+    ([1, 2], [2, 1], [1, 1], "one edge only"),
     ([1], [1], [1], "distinct"),
     ([0], [2], [1], "distinct fragment ids in 1..3"),
     ([1], [4], [1], "distinct fragment ids in 1..3"),
@@ -185,3 +189,8 @@ def test_compiled_kernel_equals_the_reference_loop(seed):
 def test_bad_graphs_are_refused(u, v, area, match):
     with pytest.raises(ValueError, match=match):
         agglomerate_graph(3, u, v, [1] * len(u), area, threshold=0.5)
+
+
+def test_nan_scores_are_refused():
+    with pytest.raises(ValueError, match="finite"):
+        agglomerate(_edges([(1, 2, float("nan"), 3)]), threshold=0.5)
