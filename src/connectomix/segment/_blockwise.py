@@ -40,7 +40,8 @@ label for label, for any block shape and any number of workers.
 Scratch arrays and block tables live in ``RUN/.scratch/segment/`` (a run directory of
 their own, so the block tables never reach the run's DuckDB) and are removed when the
 stage finishes; an interrupted stage resumes from them. The global step holds the
-region graph in the driver's memory: about 50 bytes per edge.
+region graph in the driver's memory: the driver peaked at 1.3 GB for 4 M edges
+(583k fragments of a 128 x 1024 x 1024 volume), about 0.3 kB per edge.
 """
 
 from __future__ import annotations
