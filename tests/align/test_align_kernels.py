@@ -322,3 +322,16 @@ def test_coarse_refinement_corrects_a_start_off_by_pixels_also_block_averaged(re
                              [None, None], 0, centre, replace(RegisterSettings(), refine_max_px=refine_max_px),
                              lambda m: None, model="translation")
     assert np.allclose(maps[1][:, 2], -t, atol=0.06), maps[1][:, 2]
+
+
+def test_threads_do_not_change_the_result(monkeypatch):
+    # sections and pairs are processed on several threads: each must come out as it would alone
+    import connectomix.align._register as reg
+
+    raw = _stack(4, missing_sections=1, damaged_sections=1)["raw"]
+    maps = {}
+    for n in (1, 3):
+        monkeypatch.setattr(reg, "_threads", lambda n=n: n)
+        res = reg.register_stack(raw, reference=4, elastic=True, log=lambda m: None)
+        maps[n] = res["map"].coords
+    np.testing.assert_array_equal(maps[1], maps[3])

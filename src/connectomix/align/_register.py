@@ -38,7 +38,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -809,17 +811,22 @@ def _refine_coarse(section, maps, gmap, usable, masks, reference, centre, s: Reg
         # at most ~100 x 100 patches per pair on large sections
         c = _grid_centres((len(ys), len(xs)), P // 2 + 1,
                           max(int(s.refine_stride), int(np.ceil(max(len(ys), len(xs)) / 100))))
-        img, ok = {}, {}
-        for z in np.flatnonzero(usable):
-            z = int(z)
+        def look(z):
             a, bad = load(z)
             r = warp_section(a, gmap, z, y_px=ys, x_px=xs, cval=np.nan, scale=f)
-            ok[z] = np.isfinite(r) if bad is None else np.isfinite(r) & ~bad
-            img[z] = prefilter(r, ok[z], low=s.refine_band[0], high=s.refine_band[1])
+            okz = np.isfinite(r) if bad is None else np.isfinite(r) & ~bad
+            return okz, prefilter(r, okz, low=s.refine_band[0], high=s.refine_band[1])
+
+        zs = [int(z) for z in np.flatnonzero(usable)]
+        ok, img = (dict(zip(zs, v)) for v in zip(*_map(look, zs)))
+
+        def match(pair):
+            i, j = pair
+            return match_patches(img[i], img[j], c, patch=P if search <= P // 2 else max(P, 2 * search),
+                                 search=search, min_ncc=s.min_ncc, min_ratio=s.min_ratio, a_mask=ok[i], b_mask=ok[j])
+
         ms = []
-        for i, j in pairs:
-            m = match_patches(img[i], img[j], c, patch=P if search <= P // 2 else max(P, 2 * search), search=search,
-                              min_ncc=s.min_ncc, min_ratio=s.min_ratio, a_mask=ok[i], b_mask=ok[j])
+        for (i, j), m in zip(pairs, _map(match, pairs)):
             v = m.valid
             if v.sum() >= 3:
                 ms.append((i, j, f * m.centers[v] + (f - 1) / 2, f * m.shifts[v], np.ones(int(v.sum()))))
@@ -919,6 +926,38 @@ def _solve_elastic(matches, free, ref, nn, ny, nx, stiffness, huber, prior=0.0, 
     return out, r
 
 
+def _threads() -> int:
+    """Threads for the per-section and per-pair work: the cores this process may use (at most 8)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    return max(1, min(8, n))
+
+
+def _render_all(render, usable):
+    """Every usable section rendered (None for the others), on a few threads."""
+    zs = [z for z in range(len(usable)) if usable[z]]
+    out = dict(zip(zs, _map(render, zs)))
+    return [out.get(z) for z in range(len(usable))]
+
+
+def _map(fn, items):
+    """``[fn(x) for x in items]`` on a few threads, in order.
+
+    The work per item (band-pass filters, warps, FFT correlations, numpy arithmetic on whole
+    sections) runs in scipy and numpy code that releases the GIL, so sections and pairs are
+    processed side by side; every item is computed exactly as it would be alone, so the
+    result does not depend on the number of threads.
+    """
+    items = list(items)
+    n = min(_threads(), len(items))
+    if n <= 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(fn, items))
+
+
 def _pairs(usable, neighbours):
     idx = [z for z in range(len(usable)) if usable[z]]
     out = []
@@ -995,14 +1034,15 @@ def register_stack(stack, *, reference: int, elastic: bool = True, settings: Reg
 
     # ---------------- coarse
     f = max(1, int(np.ceil(max(Y, X) / s.coarse_max_px)))
-    small = {}
-    for z in np.flatnonzero(usable):
-        a, m = section(int(z))
-        small[int(z)] = (_downsample(a, f), _downsample(m.astype(np.float32), f) > 0.999)
+    def shrink(z):
+        a, m = section(z)
+        return _downsample(a, f), _downsample(m.astype(np.float32), f) > 0.999
+
+    zs = [int(z) for z in np.flatnonzero(usable)]
+    small = dict(zip(zs, _map(shrink, zs)))
     corr = []
     dropped = []
-    for i, j in pairs:
-        qa, qb, w = _coarse_pair(*small[i], *small[j], s)
+    for (i, j), (qa, qb, w) in zip(pairs, _map(lambda p: _coarse_pair(*small[p[0]], *small[p[1]], s), pairs)):
         if len(w):
             corr.append((i, j, (qa + 0.5) * f - 0.5, (qb + 0.5) * f - 0.5, w))
         else:
@@ -1063,7 +1103,7 @@ def register_stack(stack, *, reference: int, elastic: bool = True, settings: Reg
     # Found on the unrefined coarse maps: the test compares a section with its two neighbours, whose
     # own similarity (two sections apart) is weak on neurites running obliquely; measured there, the
     # refined maps lost a thin crack (tests/align/test_align_stage.py).
-    rendered = [render(z) if usable[z] else None for z in range(Z)]
+    rendered = _render_all(render, usable)
     lap("coarse")
     masks, dfrac = damage_maps(rendered, usable, s, stack.dtype, device=device)
     lap("damage")
@@ -1072,7 +1112,7 @@ def register_stack(stack, *, reference: int, elastic: bool = True, settings: Reg
         model = "affine" if elastic and s.model == "rigid" else s.model
         maps, res = _refine_coarse(section, maps, gmap, usable, masks, reference, centre, s, say, model=model)
         stats["coarse_refined_residual_px_median"] = float(np.median(res)) if len(res) else float("nan")
-        rendered = [render(z) if usable[z] else None for z in range(Z)]
+        rendered = _render_all(render, usable)
         lap("refine")
     free = [z for z in range(Z) if usable[z] and z != reference]
     min_jac = float(np.min(jacobian_det(gmap.coords[usable], gmap.gy, gmap.gx)))
@@ -1086,7 +1126,7 @@ def register_stack(stack, *, reference: int, elastic: bool = True, settings: Reg
         stiffness = s.stiffness
         for it, search in enumerate(s.search):
             if it > 0:
-                rendered = [render(z) if usable[z] else None for z in range(Z)]
+                rendered = _render_all(render, usable)
             if it == 1:
                 # judged again on the refined maps where the first look found any damage; a section in which
                 # it found none stays clean (the first look, on the coarse maps, is the more sensitive one,
@@ -1101,12 +1141,18 @@ def register_stack(stack, *, reference: int, elastic: bool = True, settings: Reg
                 lap("damage")
             ok = {z: (np.isfinite(rendered[z]) & (masks[z] is None or ~masks[z]) if masks[z] is not None
                       else np.isfinite(rendered[z])) for z in range(Z) if usable[z]}
-            img = {z: prefilter(rendered[z], ok[z], low=s.elastic_band[0], high=s.elastic_band[1]) for z in ok}
+            zs = list(ok)
+            img = dict(zip(zs, _map(lambda z: prefilter(rendered[z], ok[z], low=s.elastic_band[0],
+                                                        high=s.elastic_band[1]), zs)))
             ms = []
             n_valid = 0
-            for i, j in pairs:
-                m = match_patches(img[i], img[j], centres, patch=s.patch, search=int(search), min_ncc=s.min_ncc,
-                                  min_ratio=s.min_ratio, a_mask=ok[i], b_mask=ok[j])
+
+            def match(pair, search=int(search)):
+                i, j = pair
+                return match_patches(img[i], img[j], centres, patch=s.patch, search=search, min_ncc=s.min_ncc,
+                                     min_ratio=s.min_ratio, a_mask=ok[i], b_mask=ok[j])
+
+            for (i, j), m in zip(pairs, _map(match, pairs)):
                 v = m.valid
                 n_valid += int(v.sum())
                 ms.append((i, j, node_ids[v], m.shifts[v], np.ones(int(v.sum()))))
@@ -1136,7 +1182,7 @@ def register_stack(stack, *, reference: int, elastic: bool = True, settings: Reg
             say(f"elastic pass {it + 1}: search {search} px, {n_valid} matches, largest correction {umax:.2f} px, "
                 f"median residual {stats[f'elastic{it + 1}_residual_px_median']:.2f} px, min Jacobian {jac:.2f}")
         if len(s.search) < 2:
-            rendered = [render(z) if usable[z] else None for z in range(Z)]
+            rendered = _render_all(render, usable)
             lap("elastic")
             masks, dfrac = damage_maps(rendered, usable, s, stack.dtype, device=device)
             lap("damage")
