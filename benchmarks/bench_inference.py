@@ -68,6 +68,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 THREADS = 2
 CONTEXT = (16, 64, 64)  # connectomix.models._predict.DEFAULT_CONTEXT_VX, checked at run time
+PREDICT_BLOCK = (64, 256, 256)  # connectomix.models._predict.DEFAULT_BLOCK_VX, checked at run time
 GPU_JSON = ROOT / "training" / "gpu2" / "throughput.json"
 
 
@@ -199,10 +200,11 @@ def job_naive(spec):
 
 def job_blockwise(spec):
     from connectomix.models import predict_affinities
-    from connectomix.models._predict import DEFAULT_CONTEXT_VX
+    from connectomix.models._predict import DEFAULT_BLOCK_VX, DEFAULT_CONTEXT_VX
     from connectomix.run import Run
 
     assert tuple(DEFAULT_CONTEXT_VX) == CONTEXT, DEFAULT_CONTEXT_VX
+    assert tuple(DEFAULT_BLOCK_VX) == PREDICT_BLOCK, DEFAULT_BLOCK_VX
     run = Run(spec["run"])
     base_rss = _rss_mib()
     walls, cpus = [], []
@@ -484,8 +486,8 @@ def main(argv=None):
         # extrapolation
         tgt = tuple(args.target_shape)
         n_t = int(np.prod(tgt))
-        read_m, _, blk = read_voxels(e["shape"], (32, 256, 256), CONTEXT, (2, 8, 8))
-        read_t, nb_t, _ = read_voxels(tgt, (32, 256, 256), CONTEXT, (2, 8, 8))
+        read_m, _, blk = read_voxels(e["shape"], PREDICT_BLOCK, CONTEXT, (2, 8, 8))
+        read_t, nb_t, _ = read_voxels(tgt, PREDICT_BLOCK, CONTEXT, (2, 8, 8))
         pred = e["stages"]["predict"] * read_t / read_m
         rest = {k: v * n_t / n for k, v in e["stages"].items() if k != "predict"}
         total = pred + sum(rest.values()) + other
