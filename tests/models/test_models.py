@@ -175,3 +175,22 @@ def test_inference_precision_is_chosen_from_the_device_and_the_environment(monke
     half = forward(model, x, precision="bfloat16")  # 8 bits of mantissa: close, not equal
     assert np.abs(half - want).max() < 0.05 * np.abs(want).max() + 1e-3
     assert not any(p.is_inference() for p in model.parameters())  # it can still be trained
+
+
+def test_prediction_does_not_depend_on_the_block_shape(tmp_path):
+    # each block reads the network's whole receptive field as context, so a voxel's affinities are the
+    # same whatever block it lands in (the default block shape can change without changing results)
+    from connectomix.models._predict import DEFAULT_BLOCK_VX
+
+    d = _tiny_model_dir(tmp_path / "model")
+    raw = (np.random.default_rng(0).random((40, 96, 80)) * 255).astype(np.uint8)
+    out = {}
+    for block in [(8, 32, 32), (16, 64, 64), DEFAULT_BLOCK_VX]:
+        run = Run.create(tmp_path / f"run{block[0]}")
+        stored_volume(run.volume_path("raw"), raw, chunks=(8, 32, 32))
+        predict_affinities(run, model_dir=d, block_shape_vx=block)
+        out[block] = open_volume(run.volume_path("affinities")).to_numpy()
+    first, *rest = out.values()
+    assert first.std() > 0
+    for a in rest:
+        np.testing.assert_array_equal(a, first)

@@ -139,17 +139,12 @@ def _reference(n_fragments, u, v, aff_sum, area, *, threshold, sizes=None, min_s
             if size[s] < min_size:
                 heapq.heappush(small, (size[s], s))
 
-    out = np.zeros(n + 1, np.int64)
-    for i in range(1, n + 1):
-        r = i
-        while parent[r] != r:
-            r = parent[r]
-        # path compression keeps later look-ups short
-        j = i
-        while parent[j] != r:
-            parent[j], j = r, parent[j]
-        out[i] = r
-    return out
+    def root(i):
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    return np.array([0] + [root(i) for i in range(1, n + 1)], np.int64)
 
 
 

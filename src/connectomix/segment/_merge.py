@@ -93,43 +93,43 @@ def _rebuild(hk, hv, used):
 
 
 @njit(cache=True)
-def _push(hs, hk, n, s, key):
+def _push(hs, hq, n, s, key):
     """Add ``(s, key)`` to a heap of ``n`` entries; returns the (maybe grown) arrays and ``n + 1``."""
     if n == len(hs):
         m = 2 * len(hs) + 16
-        hs2, hk2 = np.empty(m, np.float64), np.empty(m, np.int64)
-        hs2[:n], hk2[:n] = hs[:n], hk[:n]
-        hs, hk = hs2, hk2
+        hs2, hq2 = np.empty(m, np.float64), np.empty(m, np.int64)
+        hs2[:n], hq2[:n] = hs[:n], hq[:n]
+        hs, hq = hs2, hq2
     i = n
     while i > 0:
         p = (i - 1) >> 1
-        if not _before(s, key, hs[p], hk[p]):
+        if not _before(s, key, hs[p], hq[p]):
             break
-        hs[i], hk[i] = hs[p], hk[p]
+        hs[i], hq[i] = hs[p], hq[p]
         i = p
-    hs[i], hk[i] = s, key
-    return hs, hk, n + 1
+    hs[i], hq[i] = s, key
+    return hs, hq, n + 1
 
 
 @njit(cache=True)
-def _pop(hs, hk, n):
+def _pop(hs, hq, n):
     """Remove the first entry (returned) from a heap of ``n``; the heap then holds ``n - 1``."""
-    s, key = hs[0], hk[0]
+    s, key = hs[0], hq[0]
     n -= 1
     if n > 0:
-        ls, lk = hs[n], hk[n]
+        ls, lk = hs[n], hq[n]
         i = 0
         while True:
             c = 2 * i + 1
             if c >= n:
                 break
-            if c + 1 < n and _before(hs[c + 1], hk[c + 1], hs[c], hk[c]):
+            if c + 1 < n and _before(hs[c + 1], hq[c + 1], hs[c], hq[c]):
                 c += 1
-            if not _before(hs[c], hk[c], ls, lk):
+            if not _before(hs[c], hq[c], ls, lk):
                 break
-            hs[i], hk[i] = hs[c], hk[c]
+            hs[i], hq[i] = hs[c], hq[c]
             i = c
-        hs[i], hk[i] = ls, lk
+        hs[i], hq[i] = ls, lk
     return s, key, n
 
 
