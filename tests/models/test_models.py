@@ -125,9 +125,65 @@ def test_training_can_start_from_another_models_weights(tmp_path):
     s = train(second, vols, vols, iterations=14, patch=(8, 32, 32), features=4, validate_every=2,
               checkpoint_every=2, threads=1, log=lambda m: None, schedule="cosine", warmup=2)
     assert s["iterations"] == 14 and s["schedule"] == "cosine"
-    with pytest.raises(ValueError, match="architecture"):
-        train(tmp_path / "third", vols, vols, iterations=12, patch=(8, 32, 32), features=6, threads=1,
+    with pytest.raises(ValueError, match="architecture"):  # narrower than the weights: refused
+        train(tmp_path / "third", vols, vols, iterations=12, patch=(8, 32, 32), features=3, threads=1,
               log=lambda m: None, init=first)
+    # wider: the first model's weights, widened; it starts at the first model's validation loss
+    messages = []
+    s = train(tmp_path / "wide", vols, vols, iterations=10, patch=(8, 32, 32), features=6, validate_every=10,
+              threads=1, log=messages.append, init=first)
+    assert s["config"]["features"] == 6 and any("widened from 4 to 6 features" in m for m in messages)
+    wide_log = (tmp_path / "wide" / "log.csv").read_text().splitlines()
+    assert wide_log[1].startswith("10,nan,")
+    assert float(wide_log[1].split(",")[2]) == pytest.approx(float(log[1].split(",")[2]), rel=1e-4)
+
+
+def test_training_in_channels_last_memory_gives_the_same_weights(tmp_path):
+    vols = [_toy_data(0)]
+    kw = dict(patch=(8, 32, 32), features=4, validate_every=3, checkpoint_every=3, threads=1, log=lambda m: None)
+    train(tmp_path / "plain", vols, vols, iterations=3, **kw)
+    train(tmp_path / "last", vols, vols, iterations=3, channels_last=True, **kw)
+    # and a checkpoint written in one layout resumes in the other
+    train(tmp_path / "plain", vols, vols, iterations=5, channels_last=True, **kw)
+    train(tmp_path / "last", vols, vols, iterations=5, **kw)
+    a, _ = load_model(tmp_path / "plain")
+    b, _ = load_model(tmp_path / "last")
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert ka == kb
+        torch.testing.assert_close(va, vb, rtol=1e-4, atol=1e-6)
+
+
+def test_widening_keeps_what_the_network_computes():
+    from connectomix.models._unet import widen
+
+    torch.manual_seed(0)
+    narrow = UNet3D(1, 3, features=4)
+    with torch.no_grad():  # biases too, so that the zero-initialised ones cannot hide a misplaced channel
+        for m in narrow.modules():
+            if isinstance(m, (torch.nn.Conv3d, torch.nn.ConvTranspose3d)):
+                m.bias.normal_(0, 0.1)
+    wide = widen(narrow, 6, seed=1)
+    assert wide.config == {**narrow.config, "features": 6}
+    assert sum(p.numel() for p in wide.parameters()) > 2 * sum(p.numel() for p in narrow.parameters())
+    x = torch.rand(2, 1, 4, 32, 32)
+    with torch.no_grad():
+        a, b = narrow(x), wide(x)
+        added = wide.encoders[0](x)[:, 4:]  # the new channels compute something, so they can learn
+    torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+    assert float(added.abs().mean()) > 0.01
+    # every layer's new output channels read their inputs (weights not all zero)
+    for name, m in wide.named_modules():
+        if isinstance(m, (torch.nn.Conv3d, torch.nn.ConvTranspose3d)) and name != "head":
+            out_axis = 1 if isinstance(m, torch.nn.ConvTranspose3d) else 0
+            w = m.weight.detach().transpose(0, out_axis)
+            old_out = dict(narrow.named_modules())[name].weight.shape[out_axis]
+            assert (w[old_out:].flatten(1).abs().sum(1) > 0).all(), name
+    # training moves the new weights: the zero weights out of the new channels get a gradient
+    wide(x).square().mean().backward()
+    assert float(wide.head.weight.grad[:, 4:].abs().sum()) > 0
+    assert all(torch.equal(p, q) for p, q in zip(widen(narrow, 4).state_dict().values(), narrow.state_dict().values()))
+    with pytest.raises(ValueError, match="cannot widen"):
+        widen(narrow, 3)
 
 
 def test_learning_rate_warms_up_then_decays_to_a_fiftieth():

@@ -13,7 +13,7 @@ import numpy as np
 __all__ = ["TRAIN_SEEDS", "VAL_SEEDS", "make_volumes", "make_synapse_volumes", "make_training_volumes"]
 
 #: Seeds of the ``train`` preset used for training and for validation (disjoint).
-TRAIN_SEEDS = tuple(range(100, 612))
+TRAIN_SEEDS = tuple(range(100, 900))
 VAL_SEEDS = (900, 901)
 
 

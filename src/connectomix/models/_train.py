@@ -237,6 +237,7 @@ def train(
     schedule: str = "constant",
     warmup: int = 0,
     init=None,
+    channels_last: bool = False,
     max_seconds: float | None = None,
     log: Callable[[str], None] = print,
     data_info: dict | None = None,
@@ -265,7 +266,12 @@ def train(
     init : path or "shipped", optional
         Start from these weights (a model directory, or the shipped model for
         ``task``) when ``out_dir`` has no checkpoint yet: continues a shipped model in
-        a later session, with a fresh optimiser.
+        a later session, with a fresh optimiser. A network with fewer ``features``
+        (otherwise the same) is widened to ``features`` first, keeping its function
+        (:func:`~connectomix.models._unet.widen`).
+    channels_last : bool
+        Keep weights and activations in channels-last memory (NDHWC), which cuDNN's
+        bfloat16 kernels may run faster; the arithmetic is the same.
     max_seconds : float, optional
         Stop (after a checkpoint) when this much wall time has passed.
     schedule : {'constant', 'cosine'}
@@ -320,15 +326,21 @@ def train(
         if prev.get("offsets", offsets) != offsets:
             raise ValueError(f"{out} was trained with offsets {prev['offsets']}, not {offsets}")
     elif init is not None:
-        start_model, start_meta = load_model(None if init == "shipped" else init, device=device, task=task)
-        if start_meta["config"] != model.config:
+        from ._unet import widen
+
+        start_model, start_meta = load_model(None if init == "shipped" else init, device="cpu", task=task)
+        narrower = {**start_meta["config"], "features": model.config["features"]} == model.config and \
+            start_meta["config"]["features"] < model.config["features"]
+        if start_meta["config"] != model.config and not narrower:
             raise ValueError(f"cannot start from {init}: its architecture {start_meta['config']} differs "
-                             f"from {model.config}")
-        model.load_state_dict(start_model.state_dict())
+                             f"from {model.config}, and only a narrower, otherwise identical network can be widened")
+        # a narrower network is widened first, computing the same function (see widen)
+        model.load_state_dict(widen(start_model, model.config["features"], seed=seed).state_dict())
         start_it = int(start_meta.get("iterations", 0))
         # validated below on this run's validation patches, so best.pt compares like with like
         history = [{"iteration": start_it, "loss": float("nan"), "val_loss": None, "seconds": 0.0}]
-        log(f"starting from the weights in {init} (iteration {start_it}, fresh optimiser)")
+        how = f", widened from {start_meta['config']['features']} to {features} features" if narrower else ""
+        log(f"starting from the weights in {init} (iteration {start_it}{how}, fresh optimiser)")
     if task == "affinities":
         sampler = PatchSampler(volumes, patch, offsets)
         val_sampler = PatchSampler(val_volumes, patch, offsets, augment=False)
@@ -349,6 +361,8 @@ def train(
     val_rng = np.random.default_rng(12345)
     val_set = [val_sampler.sample(val_rng) for _ in range(n_val_patches)]
     use_amp = device.startswith("cuda")
+    fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
     stream = iter(_Stream(sampler, batch_size, [seed, start_it], workers))
     t0 = time.perf_counter()
     it = start_it
@@ -419,7 +433,7 @@ def train(
         for group in opt.param_groups:
             group["lr"] = learning_rate(lr, it - first_it, progress, schedule=schedule, warmup=warmup)
         x, y = next(stream)
-        x = torch.as_tensor(x).to(device, non_blocking=True)
+        x = torch.as_tensor(x).to(device, non_blocking=True).contiguous(memory_format=fmt)
         y = torch.as_tensor(y).to(device, non_blocking=True)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
             logits = model(x)

@@ -14,7 +14,9 @@ import threading
 import torch
 from torch import nn
 
-__all__ = ["UNet3D", "DEFAULT_OFFSETS", "PRECISIONS", "check_device", "inference_dtype", "precision_name", "forward"]
+__all__ = [
+    "UNet3D", "widen", "DEFAULT_OFFSETS", "PRECISIONS", "check_device", "inference_dtype", "precision_name", "forward",
+]
 
 #: Affinity offsets (voxels, z y x): nearest neighbours first (DESIGN.md), then long range.
 DEFAULT_OFFSETS = (
@@ -114,6 +116,97 @@ class UNet3D(nn.Module):
         for up, dec, skip in zip(self.ups, self.decoders, reversed(skips)):
             x = dec(torch.cat([up(x), skip], dim=1))
         return self.head(x)  # logits; sigmoid gives affinities
+
+
+def _grown(old: torch.Tensor, shape, in_map, out_map, *, transposed: bool, generator) -> torch.Tensor:
+    """A weight of ``shape`` holding ``old`` at the mapped channels, fresh values for new outputs.
+
+    Old output channels read only the old input channels, with their old weights, so
+    their values do not change; new output channels read every input with
+    He-initialised weights (the rule of :class:`UNet3D`'s own init).
+    """
+    w = torch.empty(shape, dtype=old.dtype)
+    nn.init.kaiming_normal_(w, a=0.1, nonlinearity="leaky_relu", generator=generator)
+    outs, ins = torch.as_tensor(out_map), torch.as_tensor(in_map)
+    if transposed:  # ConvTranspose3d weights are (in, out, ...)
+        w[:, outs] = 0.0
+        w[ins[:, None], outs[None, :]] = old
+    else:
+        w[outs] = 0.0
+        w[outs[:, None], ins[None, :]] = old
+    return w
+
+
+def widen(model: UNet3D, features: int, *, seed: int = 0) -> UNet3D:
+    """Return ``model`` with ``features`` feature maps at the top level, computing the same function.
+
+    Every layer keeps its trained weights on the channels it had; the added channels
+    get fresh weights from all inputs, and zero weights into the channels that were
+    there (the function-preserving widening of Chen et al. 2016, in its simplest
+    form). Training can then continue from a trained network with more capacity,
+    starting at the narrower one's loss instead of from scratch.
+
+    Parameters
+    ----------
+    model : UNet3D
+        The trained network (any device; not changed).
+    features : int
+        Feature maps at the top level of the result, at least ``model``'s.
+    seed : int
+        Seed of the added channels' initial weights.
+
+    Returns
+    -------
+    UNet3D
+        A new network on the CPU, in float32.
+
+    Raises
+    ------
+    ValueError
+        If ``features`` is below ``model``'s.
+    """
+    old_f = model.config["features"]
+    if features < old_f:
+        raise ValueError(f"cannot widen a {old_f}-feature network to {features} features")
+    cfg = dict(model.config)
+    new = UNet3D(cfg["in_channels"], cfg["out_channels"], features=features, downsample=cfg["downsample"])
+    if features == old_f:
+        new.load_state_dict(model.state_dict())
+        return new
+    n = len(new.downsample)
+    old_ch = [old_f * 2**i for i in range(n + 1)]
+    new_ch = [features * 2**i for i in range(n + 1)]
+
+    def cat_map(level):  # a decoder's input: [upsampled, skip]
+        c, c2 = old_ch[level], new_ch[level]
+        return list(range(c)) + [c2 + i for i in range(c)]
+
+    # for every conv: (module path, where its old input channels go, where its old outputs go)
+    plan = []
+    cin = [list(range(cfg["in_channels"]))]
+    for level in range(n):
+        plan += [(f"encoders.{level}.0", cin[-1], list(range(old_ch[level]))),
+                 (f"encoders.{level}.2", list(range(old_ch[level])), list(range(old_ch[level])))]
+        cin.append(list(range(old_ch[level])))
+    plan += [("bottom.0", cin[-1], list(range(old_ch[n]))),
+             ("bottom.2", list(range(old_ch[n])), list(range(old_ch[n])))]
+    for k, level in enumerate(reversed(range(n))):
+        plan += [(f"ups.{k}", list(range(old_ch[level + 1])), list(range(old_ch[level]))),
+                 (f"decoders.{k}.0", cat_map(level), list(range(old_ch[level]))),
+                 (f"decoders.{k}.2", list(range(old_ch[level])), list(range(old_ch[level])))]
+    plan.append(("head", list(range(old_ch[0])), list(range(cfg["out_channels"]))))
+    old_mods, new_mods = dict(model.named_modules()), dict(new.named_modules())
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, in_map, out_map in plan:
+            a, b = old_mods[name], new_mods[name]
+            transposed = isinstance(b, nn.ConvTranspose3d)
+            b.weight.copy_(_grown(a.weight.detach().float().cpu(), b.weight.shape, in_map, out_map,
+                                  transposed=transposed, generator=g))
+            bias = torch.zeros_like(b.bias)
+            bias[torch.as_tensor(out_map)] = a.bias.detach().float().cpu()
+            b.bias.copy_(bias)
+    return new
 
 
 #: Arithmetic of inference: ``auto`` (bfloat16 on GPUs and CPUs that run it natively,
