@@ -34,8 +34,9 @@ against the generator's truth as a sanity check, and an *extrapolation* to the t
 shape (predict scaled by the voxels the blocks read including context, the other stages
 by voxels).
 
-Part 3 -- the GPU figure (H100, bf16 forward pass) is not measured here: it is read from
-``training/gpu2/throughput.json``, written by ``scripts/train_gpu.py`` on the lent H100.
+Part 3 -- the GPU figure (bf16 forward pass) is not measured here: it is read from the
+shipped model's ``model.json`` (``gpu_throughput``), copied there from the
+``throughput.json`` that ``scripts/train_gpu.py`` wrote on the lent GPU that trained it.
 
 Timings are best of ``--repeat`` (after one warm-up call); CPU seconds are printed next
 to wall seconds because the machine is shared: CPU time suffers far less from other
@@ -69,7 +70,6 @@ ROOT = Path(__file__).resolve().parent.parent
 THREADS = 2
 CONTEXT = (16, 64, 64)  # connectomix.models._predict.DEFAULT_CONTEXT_VX, checked at run time
 PREDICT_BLOCK = (64, 256, 256)  # connectomix.models._predict.DEFAULT_BLOCK_VX, checked at run time
-GPU_JSON = ROOT / "training" / "gpu2" / "throughput.json"
 
 
 def _maxrss_mib() -> float:
@@ -449,14 +449,16 @@ def main(argv=None):
 
         # ---------------------------------------------------------------- part 3
         print("\nPart 3: GPU (not measured in this run)")
-        if GPU_JSON.exists():
-            g = json.loads(GPU_JSON.read_text())
-            shapes = ", ".join(f"{k}: {v} Mvoxels/s" for k, v in g.items() if "x" in k and k[0].isdigit())
-            print(f"  {g.get('gpu', 'GPU')}, bf16 autocast forward pass of the same architecture: {shapes}; peak "
-                  f"{g.get('peak_gib')} GiB -- measured on the H100 earlier today by scripts/train_gpu.py "
-                  f"(read from {GPU_JSON.relative_to(ROOT)}); target >= 20 Mvoxels/s per GPU")
+        from connectomix.models import load_model
+
+        g = load_model()[1].get("gpu_throughput")
+        if g:
+            shapes = ", ".join(f"{k}: {v} Mvoxels/s" for k, v in g["mvoxels_per_s"].items())
+            print(f"  {g['gpu']}, {g['precision']} of the shipped model: {shapes}; peak {g['peak_gib']} GiB -- "
+                  f"measured on {g['date']} by scripts/train_gpu.py (the shipped model.json's gpu_throughput); "
+                  "target >= 20 Mvoxels/s per GPU")
         else:
-            print(f"  {GPU_JSON.relative_to(ROOT)} not found")
+            print("  the shipped model.json records no GPU throughput")
 
         # ---------------------------------------------------------------- part 2
         if args.no_e2e:
@@ -475,7 +477,7 @@ def main(argv=None):
         for k, v in list(e["stages"].items()) + [("other", other)]:
             print(f"{k:<14} {v:8.1f} {v / e['wall']:6.1%} {n / v / 1e6 if v > 0 else float('nan'):7.3f}")
         print(f"{'total':<14} {e['wall']:8.1f} {1:6.0%} {n / e['wall'] / 1e6:7.3f}")
-        print(f"('other': starting the two local Dask clusters, stage bookkeeping)")
+        print("('other': starting the two local Dask clusters, stage bookkeeping)")
         print(f"CPU seconds: this process {e['cpu_main']:.0f}, worker processes {e['cpu_children']:.0f}")
         print(f"peak RSS: process tree {e['rss_tree']:.0f} MiB (main {e['rss_main']:.0f} MiB, largest worker "
               f"{e['rss_worker']:.0f} MiB)")
