@@ -647,6 +647,8 @@ def segment_stage(run_path, *, model_dir=None, threshold: float | None = None, p
         # the arithmetic is part of the result: a run predicted in float32 is not reused for bfloat16
         cfg = {"model": str(model_dir or "shipped"), "input": run.input_name(),
                "precision": precision_name(device)}
+        if cfg["input"] == "aligned":  # affinities into no-data are cut (since 2026-11-27): re-predict older runs
+            cfg["nodata_cut"] = True
         with run.stage("predict", cfg) as st:
             if not st.skipped:
                 res = predict_affinities(run, model_dir=model_dir, input=cfg["input"],

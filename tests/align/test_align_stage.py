@@ -119,3 +119,39 @@ def test_tiles_are_stitched(tmp_path):
         ez = e[m] - e[m].mean(0)
         assert np.abs(ez).max() < 0.5
     assert "montage" in run.arrays()
+
+
+def test_nodata_mask_marks_the_empty_borders_of_warped_sections(rigid_run):
+    from connectomix.align import nodata_mask
+
+    path, summary = rigid_run
+    a = Run(path).open("aligned")
+    al = np.asarray(a[a.roi])
+    m = nodata_mask(path, a.offset, al.shape)
+    zero = al == 0
+    assert m.mean() > 0.05  # translations up to 50 px leave borders
+    assert (m & zero).sum() >= 0.999 * zero.sum()  # the warp's fill, everywhere
+    assert (m & zero).sum() >= 0.95 * m.sum()  # and little else (half-pixel edges)
+    z = summary["missing"][0]  # a missing section filled from its neighbours has data where they do
+    assert m[z].mean() < 0.5
+    # a sub-region gives the same answer as the whole
+    sub = nodata_mask(path, a.offset + np.array([1, 64, 32]) * np.array(a.voxel_size), (3, 100, 120))
+    assert np.array_equal(sub, m[1:4, 64:164, 32:152])
+
+
+def test_affinities_into_no_data_are_cut(rigid_run):
+    pytest.importorskip("torch")
+    from connectomix.align import nodata_mask
+    from connectomix.models import predict_affinities
+
+    path, _ = rigid_run
+    run = Run(path)
+    predict_affinities(run, input="aligned")
+    aff = np.asarray(run.open("affinities").data[:])
+    a = run.open("aligned")
+    m = nodata_mask(path, a.offset, a.shape)
+    assert aff[:, m].max() == 0
+    # (0, -1, 0): the affinity of v with the voxel above it in y is cut where that one has no data
+    above = np.zeros_like(m)
+    above[:, 1:] = m[:, :-1]
+    assert aff[1][above].max() == 0 and aff[1][~m & ~above].mean() > 100

@@ -250,3 +250,19 @@ def test_prediction_does_not_depend_on_the_block_shape(tmp_path):
     assert first.std() > 0
     for a in rest:
         np.testing.assert_array_equal(a, first)
+
+
+def test_cut_at_nodata_zeroes_exactly_the_pairs_that_touch_no_data():
+    from connectomix.models._predict import _cut_at_nodata
+
+    rng = np.random.default_rng(0)
+    nodata = rng.random((4, 9, 10)) < 0.2
+    offsets = [(-1, 0, 0), (0, -1, 0), (0, 0, -4), (0, 2, 0)]
+    aff = np.full((len(offsets),) + nodata.shape, 200, np.uint8)
+    _cut_at_nodata(aff, nodata, offsets)
+    for c, o in enumerate(offsets):
+        for v in np.ndindex(nodata.shape):
+            w = tuple(a + b for a, b in zip(v, o))
+            inside = all(0 <= a < n for a, n in zip(w, nodata.shape))
+            cut = nodata[v] or (inside and nodata[w])
+            assert aff[(c,) + v] == (0 if cut else 200), (o, v)

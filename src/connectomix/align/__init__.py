@@ -17,7 +17,7 @@ from ._register import RegisterSettings, damage_maps, register_stack, section_st
 from ._score import labels_to_aligned, transform_residuals
 from ._stage import align_stage, map_points, resolve_reference
 from ._tiles import TILE_COLUMNS, import_tiles, read_tile
-from ._warp import gridmap_table, load_gridmap
+from ._warp import gridmap_table, load_gridmap, nodata_mask
 
 __all__ = [
     "align_stage",
@@ -43,6 +43,7 @@ __all__ = [
     "transform_residuals",
     "labels_to_aligned",
     "gridmap_table",
+    "nodata_mask",
     "load_gridmap",
     "TILE_COLUMNS",
     "read_tile",

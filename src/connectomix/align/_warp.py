@@ -15,7 +15,7 @@ from scipy import ndimage as ndi
 
 from ._mesh import GridMap
 
-__all__ = ["montage_kernel", "warp_kernel", "load_gridmap", "gridmap_table", "cross_section_png"]
+__all__ = ["montage_kernel", "warp_kernel", "load_gridmap", "gridmap_table", "nodata_mask", "cross_section_png"]
 
 
 @functools.lru_cache(maxsize=8)
@@ -137,6 +137,49 @@ def warp_kernel(block, inputs, *, run_dir, source, voxel_size, offset, fill, ord
         info = np.iinfo(vol.dtype)
         out = np.clip(np.rint(out), info.min, info.max)
     return {"aligned": out.astype(vol.dtype)}
+
+
+def nodata_mask(run_dir, offset_nm, shape) -> np.ndarray:
+    """Where an aligned run's ``aligned`` array shows no data, over ``shape`` voxels from ``offset_nm``.
+
+    A voxel shows no data where its raw position (the ``transforms`` map) lies more
+    than half a pixel outside its section; a missing section, filled from its
+    neighbours, where all the sections it is filled from do. The warp fills such
+    voxels with 0, which a network cannot tell from dark tissue, and so must not join
+    neurons across them.
+
+    Returns
+    -------
+    (Z, Y, X) bool array, True where there is no data.
+    """
+    from ..run import Run
+
+    run = Run(run_dir)
+    res = run.read_config().get("align_result") or {}
+    src = run.open(res.get("source", "raw"))
+    vs = np.asarray(src.voxel_size, float)
+    off = np.asarray(src.offset, float)
+    gmap = load_gridmap(_table(str(run_dir), "transforms"), src.voxel_size, src.offset)
+    _, Ys, Xs = (int(n) for n in src.spatial_shape)
+    begin = np.rint((np.asarray(offset_nm, float) - off) / vs).astype(int)
+    ys = np.arange(begin[1], begin[1] + shape[1])
+    xs = np.arange(begin[2], begin[2] + shape[2])
+    missing = {int(z) for z in res.get("missing", ())}
+    good = [z for z in range(gmap.coords.shape[0]) if z not in missing]
+
+    def outside(z):
+        qy, qx = gmap.dense(z, ys, xs)
+        return (qy < -0.5) | (qy > Ys - 0.5) | (qx < -0.5) | (qx > Xs - 0.5)
+
+    out = np.ones(tuple(shape), bool)
+    for k, z in enumerate(range(begin[0], begin[0] + shape[0])):
+        if z not in missing:
+            out[k] = outside(z)
+            continue
+        sources = [g for g in good if g < z][-1:] + [g for g in good if g > z][:1]
+        if sources:
+            out[k] = np.logical_and.reduce([outside(g) for g in sources])
+    return out
 
 
 def cross_section_png(before, after, path, *, voxel_size, y_index=None, title=""):

@@ -107,13 +107,16 @@ def at_model_resolution(raw: np.ndarray, scale, predict) -> np.ndarray:
 
 def predict_block(block: Block, inputs, *, model_dir: str | None, device: str = "cpu", input: str = "raw",
                   task: str = "affinities", output: str = "affinities", threads: int | None = None,
-                  scale=None, precision: str | None = None) -> dict:
+                  scale=None, precision: str | None = None, nodata_run: str | None = None) -> dict:
     """Predict one block over its write region: uint8 affinities, or float16 synapse maps.
 
     ``scale`` (data voxel size / model voxel size, z y x) resamples the block to the
     model's resolution and the prediction back (:func:`at_model_resolution`);
     ``precision`` is the arithmetic (``float32`` or ``bfloat16``; see
-    :func:`~connectomix.models._unet.inference_dtype`).
+    :func:`~connectomix.models._unet.inference_dtype`). ``nodata_run``: an aligned
+    run whose no-data voxels (:func:`~connectomix.align.nodata_mask`) get affinity 0
+    to every neighbour, so that no segment runs through the empty borders of warped
+    sections.
     """
     if threads:
         import torch
@@ -129,9 +132,23 @@ def predict_block(block: Block, inputs, *, model_dir: str | None, device: str = 
     y = predict(vol.data) if scale is None else at_model_resolution(vol.data, scale, predict)
     if task == "affinities":
         data = np.rint(np.clip(y, 0, 1) * 255).astype(np.uint8)
+        if nodata_run is not None:
+            from ..align import nodata_mask
+
+            _cut_at_nodata(data, nodata_mask(nodata_run, vol.offset, vol.data.shape[-3:]), meta["offsets"])
     else:
         data = y.astype(np.float16)
     return {output: Volume(data, voxel_size=vol.voxel_size, offset=vol.offset)}
+
+
+def _cut_at_nodata(aff: np.ndarray, nodata: np.ndarray, offsets) -> None:
+    """Set to 0 (in place) every affinity between two voxels of which one shows no data."""
+    for c, off in enumerate(offsets):
+        other = np.zeros_like(nodata)  # other[v] = nodata[v + off], False beyond the array
+        src = tuple(slice(max(0, k), n + min(0, k)) for k, n in zip(off, nodata.shape))
+        dst = tuple(slice(max(0, -k), n - max(0, k)) for k, n in zip(off, nodata.shape))
+        other[dst] = nodata[src]
+        aff[c][nodata | other] = 0
 
 
 def predict_affinities(run, *, model_dir=None, input: str = "raw", block_shape_vx=DEFAULT_BLOCK_VX,
@@ -204,9 +221,12 @@ def _predict(run, task, output, *, model_dir, input, block_shape_vx, context_vx,
         overwrite=True,
         attrs=attrs,
     )
+    # an aligned run's empty borders (filled with 0 by the warp) must not glue neurons together
+    nodata_run = str(run.path) if task == "affinities" and input == "aligned" and "transforms" in run.tables() else None
     kernel = functools.partial(predict_block, model_dir=None if model_dir is None else str(model_dir),
                                device=device, input=input, task=task, output=output,
-                               threads=_threads_for(workers), scale=scale, precision=precision)
+                               threads=_threads_for(workers), scale=scale, precision=precision,
+                               nodata_run=nodata_run)
     return run_blockwise(
         kernel,
         task="predict" if task == "affinities" else "predict-synapses",
@@ -218,7 +238,7 @@ def _predict(run, task, output, *, model_dir, input, block_shape_vx, context_vx,
         workers=workers,
         config={"model": str(model_dir), "task": task, "context": list(context_vx),
                 "iterations": meta.get("iterations"), "scale": None if scale is None else list(scale),
-                "precision": precision},
+                "precision": precision, "nodata_cut": nodata_run is not None},
         on_block_done=on_block_done,
     )
 
