@@ -74,7 +74,7 @@ def _time_formats(features, batch, patch, device, path):
     """
     import torch
 
-    from connectomix.models._unet import UNet3D
+    from connectomix.models._unet import DEFAULT_OFFSETS, UNet3D
 
     torch.backends.cudnn.benchmark = True
     cuda = str(device).startswith("cuda")
@@ -82,7 +82,7 @@ def _time_formats(features, batch, patch, device, path):
     res = {}
     for name, fmt in (("contiguous", torch.contiguous_format), ("channels_last", torch.channels_last_3d)):
         try:
-            model = UNet3D(1, 8, features=features).to(device).to(memory_format=fmt)
+            model = UNet3D(1, len(DEFAULT_OFFSETS), features=features).to(device).to(memory_format=fmt)
             x = torch.rand((batch, 1) + tuple(patch), device=device).contiguous(memory_format=fmt)
             for i in range(18):
                 if i == 6:

@@ -139,6 +139,21 @@ def test_nodata_mask_marks_the_empty_borders_of_warped_sections(rigid_run):
     assert np.array_equal(sub, m[1:4, 64:164, 32:152])
 
 
+def test_nodata_mask_of_a_missing_section_left_unfilled(tmp_path):
+    from connectomix.align import nodata_mask
+
+    s = SynthSettings(shape=(6, 160, 160), misalign=True, max_translation_px=20, max_rotation_deg=1.0,
+                      elastic_amplitude_px=0, missing_sections=1, damaged_sections=0)
+    synthesize(tmp_path / "r", settings=s, preset="demo", seed=5)
+    summary = align_stage(tmp_path / "r", elastic=False, fill_missing=False, say=lambda m: None)
+    a = Run(tmp_path / "r").open("aligned")
+    al = np.asarray(a[a.roi])
+    m = nodata_mask(tmp_path / "r", a.offset, al.shape)
+    z = summary["missing"][0]
+    assert summary["fill_missing"] is False and (al[z] == 0).all() and m[z].all()
+    assert not m[[k for k in range(6) if k != z]].all()
+
+
 def test_affinities_into_no_data_are_cut(rigid_run):
     pytest.importorskip("torch")
     from connectomix.align import nodata_mask

@@ -265,8 +265,8 @@ def align_stage(run_path, *, elastic: bool = True, reference="middle", cluster=N
         usable = ~res["missing"]
         summary = dict(
             source=source, reference=int(ref), sections=int(Z), elastic=bool(elastic),
-            missing=missing, damaged=[int(z) for z in np.flatnonzero(status == "damaged")],
-            min_jacobian=float(res["min_jacobian"]), stats=res["stats"], blocks=wr.n_blocks, png=str(png),
+            missing=missing, fill_missing=bool(fill_missing),
+            damaged=[int(z) for z in np.flatnonzero(status == "damaged")], min_jacobian=float(res["min_jacobian"]), stats=res["stats"], blocks=wr.n_blocks, png=str(png),
         )
         if usable.sum() >= 2:
             nb = section_ncc(np.nan_to_num(stack[usable].astype(np.float32)), voxel_size=vs, chunk_shape_vx=(64, 64))

@@ -144,7 +144,9 @@ def nodata_mask(run_dir, offset_nm, shape) -> np.ndarray:
 
     A voxel shows no data where its raw position (the ``transforms`` map) lies more
     than half a pixel outside its section; a missing section, filled from its
-    neighbours, where all the sections it is filled from do. The warp fills such
+    neighbours (the nearest usable one on each side, as :func:`warp_kernel` does),
+    where all the sections it is filled from do, everywhere when the run was aligned
+    without filling (``align_stage(fill_missing=False)``). The warp fills such
     voxels with 0, which a network cannot tell from dark tissue, and so must not join
     neurons across them.
 
@@ -165,6 +167,7 @@ def nodata_mask(run_dir, offset_nm, shape) -> np.ndarray:
     ys = np.arange(begin[1], begin[1] + shape[1])
     xs = np.arange(begin[2], begin[2] + shape[2])
     missing = {int(z) for z in res.get("missing", ())}
+    fill = bool(res.get("fill_missing", True))  # recorded since 2026-11-27; the default before
     good = [z for z in range(gmap.coords.shape[0]) if z not in missing]
 
     def outside(z):
@@ -177,7 +180,7 @@ def nodata_mask(run_dir, offset_nm, shape) -> np.ndarray:
             out[k] = outside(z)
             continue
         sources = [g for g in good if g < z][-1:] + [g for g in good if g > z][:1]
-        if sources:
+        if fill and sources:
             out[k] = np.logical_and.reduce([outside(g) for g in sources])
     return out
 
