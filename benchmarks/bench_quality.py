@@ -7,7 +7,11 @@ watershed segmentation of `pipeline.naive_baseline`, and the naive synapse detec
 (`connectomix.synapses.naive_predictions`: darkest spots near segment boundaries, nearest
 other segment as partner) run on the network's segmentation in a separate run directory
 (`<out>/evalN-naive`), so the network's tables and scores stay the reported ones. Also prints
-where the network's edge errors come from (`connectomix.evaluate.edge_error_sources`).
+where the network's edge errors come from (`connectomix.evaluate.edge_error_sources`), and
+where its VOI comes from: the same segmentation scored without the voxels at object
+boundaries (`connectomix.evaluate.ignore_boundaries`, the CREMI convention: the two-voxel
+band along every in-plane boundary), and the best agglomeration of its fragments
+(`connectomix.evaluate.oracle_agglomeration`), with and without that band.
 
     .venv/bin/python benchmarks/bench_quality.py [--seeds 0 1 2 3 4] [--hard] [--voxel-size 30 6 6]
                                                  [--out /tmp/bench-quality]
@@ -51,6 +55,7 @@ def one(out: Path, preset: str, seed: int, voxel_size=None, align: bool = False)
     from connectomix.evaluate import edge_error_sources
 
     sources = edge_error_sources(out)
+    where = voi_sources(run)
     t0 = time.perf_counter()
     naive = naive_synapses(out, cl)
     t["naive_synapses"] = time.perf_counter() - t0
@@ -63,7 +68,28 @@ def one(out: Path, preset: str, seed: int, voxel_size=None, align: bool = False)
             "naive_synapse_f1": naive["synapse_f1"], "naive_synapse_precision": naive["synapse_precision"],
             "naive_synapse_recall": naive["synapse_recall"], "naive_edge_f1": naive["edge_f1"],
             "edge_n_gt": s.get("edge_n_gt"), "edge_n_pred": s.get("edge_n_pred"), "error_sources": sources,
+            **where,
             "shape": list(run.open("raw").shape), **{f"s_{k}": round(v, 1) for k, v in t.items()}}
+
+
+def voi_sources(run) -> dict:
+    """VOI of the segmentation and of the oracle agglomeration of its fragments,
+    each also with the boundary band ignored (bits, split + merge)."""
+    from connectomix.evaluate import (
+        ground_truth_volume,
+        ignore_boundaries,
+        oracle_agglomeration,
+        variation_of_information,
+    )
+
+    gt = np.asarray(ground_truth_volume(run).to_numpy())
+    band = ignore_boundaries(gt)
+    seg = run.open("segmentation").to_numpy()
+    oracle = oracle_agglomeration(run.open("fragments").to_numpy(), gt)
+    return {"voi_band": variation_of_information(seg, band).total,
+            "oracle_voi": variation_of_information(oracle, gt).total,
+            "oracle_voi_band": variation_of_information(oracle, band).total,
+            "band_fraction": float(np.mean((band == 0) & (gt != 0)))}
 
 
 def naive_synapses(out: Path, cluster) -> dict:
@@ -133,6 +159,15 @@ def main():
         print(f"VOI ratio naive / network: {mean['baseline_voi'] / mean['voi']:.2f}x (target >= 4x)")
         print(f"synapse F1 network {mean['synapse_f1']:.3f} (target >= 0.85) vs naive {mean['naive_synapse_f1']:.3f} "
               f"(target <= 0.5); edge F1 network {mean['edge_f1']:.3f} vs naive {mean['naive_edge_f1']:.3f}")
+    print("where the VOI comes from (bits; band = the voxels at in-plane object boundaries, ignored as CREMI does; "
+          "oracle = each fragment given its majority true object, the best any agglomeration can do):")
+    print("preset | seed | voi | voi, band ignored | oracle voi | oracle voi, band ignored | band voxels")
+    for r in rows:
+        print(f"{r['preset']} | {r['seed']} | {r['voi']:.3f} | {r['voi_band']:.3f} | {r['oracle_voi']:.3f} | "
+              f"{r['oracle_voi_band']:.3f} | {r['band_fraction']:.1%}")
+    if ev:
+        print("eval mean | " + " | ".join(f"{float(np.mean([r[c] for r in ev])):.3f}"
+                                          for c in ("voi", "voi_band", "oracle_voi", "oracle_voi_band")))
     print("where the network's edge errors come from (edges; see connectomix.evaluate.edge_error_sources):")
     for r in rows:
         e = r["error_sources"]

@@ -17,7 +17,10 @@ with N above the shipped network's first widens it, keeping what it computes, so
 added capacity trains from the shipped model's loss instead of from scratch. On a
 lent accelerator, ``--deadline`` (seconds) fits the training into the call, and
 ``--memory-format auto`` times both memory layouts first and trains in the faster.
-The run that made the shipped affinity network (16 features), in one 10-minute call::
+The generator needs ``connected-components-3d`` (cc3d): where the GPU machine lacks it,
+carry its wheel (``pip download --only-binary=:all: --python-version 3.12 ...``) and
+put it on ``PYTHONPATH``. Every run that made the shipped networks is in their model
+cards; the one that widened the affinity network to 16 features, in one 10-minute call::
 
     PYTHONPATH=src python3 scripts/train_gpu.py --out $OUT --tasks affinities --init-shipped \
         --features 16 --volumes 128 --first-volume 512 --workers 14 --gen-workers 16 \

@@ -162,3 +162,43 @@ def test_mapped_ground_truth_is_reused_until_the_transforms_change(tmp_path):
     assert again is not first
     inner = (slice(None), slice(8, -8), slice(8, -8))
     np.testing.assert_array_equal(again.to_numpy()[inner], gt[inner])
+
+
+def test_a_montage_run_is_scored_where_its_stitched_sections_show_the_tissue(tmp_path):
+    # `align` stitched each section's tiles (tile_positions) where the generator cut them
+    # elsewhere (gt_tiles): the montage shows section z's raw tissue moved by its tiles' offset
+    gt = blocks(seed=4)
+    offsets = [(2, 1), (-3, 0), (1, -2)]  # px: montage voxel = raw voxel + offset
+    run = Run.create(tmp_path / "run")
+    stored_volume(run.volume_path("gt_segmentation"), gt, voxel_size=VOXEL)
+    stored_volume(run.volume_path("aligned"), random_volume(gt.shape, seed=1), voxel_size=VOXEL)
+    run.write_table("transforms", gridmap_table(GridMap.identity(3, gt.shape[1:], 8), VOXEL))  # aligned = montage
+    run.write_table("gt_transforms", true_transforms(gt.shape))
+    true_rows, placed_rows = [], []
+    for z, (oy, ox) in enumerate(offsets):
+        for tile, (y, x) in enumerate([(0, 0), (0, 24), (16, 0)]):
+            true_rows.append(dict(section=z, tile=tile, y=y * 8.0, x=x * 8.0, stage_error_y=0.0, stage_error_x=0.0))
+            placed = tile < 2  # the third tile could not be placed: kept at a wrong stage position
+            py, px = (y + oy, x + ox) if placed else (y + 9, x - 7)
+            placed_rows.append(dict(section=z, tile=tile, path="", y_vx=py, x_vx=px, y=py * 8.0, x=px * 8.0,
+                                    height_vx=24, width_vx=24, placed=placed, dtype="|u1"))
+    run.write_table("gt_tiles", pd.DataFrame(true_rows))
+    run.write_table("tile_positions", pd.DataFrame(placed_rows))
+    run.update_config("align_result", {"source": "montage"})
+    moves = [(ty + oy, tx + ox) for (ty, tx), (oy, ox) in zip(SHIFTS, offsets)]
+    seg = shifted(gt, moves) + 1000  # exactly right for the tissue the montage shows
+    stored_volume(run.volume_path("segmentation"), seg, voxel_size=VOXEL)
+    out = evaluate_run(run.path, compute_erl=False)
+    assert out["gt_mapped_to_aligned"] is True
+    assert out["voi"] == pytest.approx(0.0, abs=1e-9)
+    np.testing.assert_array_equal(ground_truth_volume(run).to_numpy(), shifted(gt, moves))
+    # scored in the raw frame's mapping (the tiles' offsets ignored) it would not be exact
+    assert variation_of_information(seg, shifted(gt)).total > 0.5
+
+
+def test_a_montage_run_without_true_tiles_keeps_the_stored_ground_truth(tmp_path):
+    run, gt, seg = make_aligned_run(tmp_path)
+    run.update_config("align_result", {"source": "montage"})  # stitched from tiles the generator did not record
+    out = evaluate_run(run.path, compute_erl=False)
+    assert "gt_mapped_to_aligned" not in out
+    np.testing.assert_array_equal(ground_truth_volume(run).to_numpy(), gt)

@@ -10,7 +10,9 @@ from connectomix.evaluate import (
     adapted_rand_error,
     apply_segment_map,
     contingency_table,
+    ignore_boundaries,
     map_segments_to_gt,
+    oracle_agglomeration,
     split_merge_errors,
     variation_of_information,
 )
@@ -220,3 +222,83 @@ def test_map_large_ids():
     pred = np.array([top - 1, top - 1, top - 1], np.uint64)
     m = map_segments_to_gt(pred, gt)
     assert m.to_dict() == {int(top - 1): int(top)}
+
+
+def _band_by_hand(gt):
+    """Voxels with an in-plane 4-neighbour of another label, one voxel at a time."""
+    z, y, x = gt.shape
+    band = np.zeros(gt.shape, bool)
+    for k in range(z):
+        for i in range(y):
+            for j in range(x):
+                for di, dj in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+                    ii, jj = i + di, j + dj
+                    if 0 <= ii < y and 0 <= jj < x and gt[k, ii, jj] != gt[k, i, j]:
+                        band[k, i, j] = True
+    return band
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_ignore_boundaries_is_the_in_plane_band(seed):
+    gt = blobs((3, 20, 24), n=7, seed=seed).astype(np.uint32)
+    before = gt.copy()
+    band = _band_by_hand(gt)
+    assert 0 < band.mean() < 0.6
+    out = ignore_boundaries(gt)
+    np.testing.assert_array_equal(out, np.where(band, 0, gt))
+    np.testing.assert_array_equal(gt, before)  # the input is not modified
+    # one voxel wider: the band and its in-plane 4-neighbours (diagonals are 1.41 away)
+    from scipy import ndimage
+
+    cross = np.zeros((1, 3, 3), bool)
+    cross[0, 1, :] = cross[0, :, 1] = True
+    wide = ndimage.binary_dilation(band, structure=cross)
+    np.testing.assert_array_equal(ignore_boundaries(gt, 1.0), np.where(wide, 0, gt))
+
+
+def test_ignore_boundaries_looks_only_within_sections():
+    gt = np.stack([np.full((6, 6), k + 1, np.uint16) for k in range(4)])  # every section one object
+    np.testing.assert_array_equal(ignore_boundaries(gt, 2.0), gt)
+
+
+def test_ignore_boundaries_lowers_voi_of_boundary_errors_only():
+    gt = np.ones((2, 16, 16), np.uint32)
+    gt[:, :, 8:] = 2
+    shifted = np.ones_like(gt)
+    shifted[:, :, 9:] = 2  # the boundary one voxel off: only band voxels are wrong
+    merged = np.ones_like(gt)  # a real error
+    assert variation_of_information(shifted, gt).total > 0.1
+    assert variation_of_information(shifted, ignore_boundaries(gt)).total == pytest.approx(0.0, abs=1e-12)
+    assert variation_of_information(merged, ignore_boundaries(gt)).merge == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 4), np.uint8), np.zeros((2, 4, 4), np.float32)])
+def test_ignore_boundaries_bad_labels(bad):
+    with pytest.raises(VolumeError, match="gt_labels must be a 3D integer array"):
+        ignore_boundaries(bad)
+
+
+@pytest.mark.parametrize("d", [-1.0, float("nan")])
+def test_ignore_boundaries_bad_distance(d):
+    with pytest.raises(VolumeError, match="distance_px"):
+        ignore_boundaries(np.ones((1, 3, 3), np.uint8), d)
+
+
+def test_oracle_agglomeration_of_an_oversegmentation_is_the_truth():
+    gt = blobs((4, 24, 24), n=6, seed=3).astype(np.uint64)
+    pieces = gt * 100 + (np.arange(24, dtype=np.uint64)[None, None, :] // 5)  # every object cut into stripes
+    out = oracle_agglomeration(pieces, gt)
+    np.testing.assert_array_equal(out, gt)
+    assert out.dtype == np.uint64
+
+
+def test_oracle_agglomeration_gives_each_fragment_its_majority_object():
+    rng = np.random.default_rng(4)
+    gt = rng.integers(0, 4, (3, 8, 8))
+    frags = rng.integers(1, 12, (3, 8, 8))
+    out = oracle_agglomeration(frags, gt)
+    for f in np.unique(frags):
+        counts = np.bincount(gt[frags == f], minlength=4)
+        counts[0] = 0  # gt 0 is ignored
+        want = int(np.argmax(counts)) if counts.any() else 0  # ties go to the smaller id
+        assert set(out[frags == f].tolist()) == {want}

@@ -38,7 +38,9 @@ from ._segmentation import (
     VariationOfInformation,
     adapted_rand_error,
     apply_segment_map,
+    ignore_boundaries,
     map_segments_to_gt,
+    oracle_agglomeration,
     split_merge_errors,
     variation_of_information,
 )
@@ -64,6 +66,8 @@ __all__ = [
     "split_merge_errors",
     "map_segments_to_gt",
     "apply_segment_map",
+    "ignore_boundaries",
+    "oracle_agglomeration",
     "SectionContinuity",
     "section_continuity",
     "damage_strip",

@@ -311,10 +311,12 @@ def evaluate_run(run_path, *, compute_erl: bool = True, max_distance_nm: float =
         :func:`section_continuity`). Residuals against ``gt_transforms`` are not
         computed here (``align`` reports them).
 
-        In a run aligned from a generator's misaligned ``raw``, the aligned frame
-        only approximates the true one, so ``gt_segmentation`` and the positions of
-        ``gt_synapses`` are first mapped to where the aligned volume shows their
-        tissue (through ``gt_transforms`` and the estimated ``transforms``, see
+        In a run aligned from a generator's misaligned ``raw`` or from its tiles, the
+        aligned frame only approximates the true one, so ``gt_segmentation`` and the
+        positions of ``gt_synapses`` are first mapped to where the aligned volume
+        shows their tissue (through ``gt_transforms``, for a montage the offset of
+        each section's stitched tiles from their true positions (``tile_positions``
+        against ``gt_tiles``), and the estimated ``transforms``, see
         :func:`connectomix.align.labels_to_aligned`; ``gt_mapped_to_aligned`` is
         then True): the segmentation is scored for what it segments, not for the
         frame alignment gave it. Continuity's damaged strips stay where
@@ -373,17 +375,46 @@ def evaluate_run(run_path, *, compute_erl: bool = True, max_distance_nm: float =
 def _maps_through_alignment(run, arrays, tables) -> bool:
     """Whether the run's ground truth must be mapped into its aligned frame to be compared.
 
-    True for a run aligned from a generator's misaligned ``raw`` (it has ``aligned``,
-    the estimated ``transforms`` and the true ``gt_transforms``, and no ``tiles``):
-    the aligned frame then only approximates the true frame (DESIGN.md, frames).
+    True for a run aligned from a generator's ``raw`` (it has ``aligned``, the
+    estimated ``transforms`` and the true ``gt_transforms``) or from the generator's
+    tiles (also ``tile_positions`` and ``gt_tiles``): the aligned frame then only
+    approximates the true frame (DESIGN.md, frames).
     """
     if not ({"aligned", "gt_segmentation"} <= arrays and {"transforms", "gt_transforms"} <= tables):
         return False
-    if "tiles" in tables:  # a montage's frame is not the generator's raw frame
-        return False
     if any(run.open("gt_segmentation").offset):  # the generator writes its volumes at the origin
         return False
-    return bool((run.read_config().get("align_result") or {}).get("source", "raw") == "raw")
+    source = (run.read_config().get("align_result") or {}).get("source", "raw")
+    if source == "montage":  # stitched from the generator's tiles: its frame is the raw one, shifted per section
+        return {"tile_positions", "gt_tiles"} <= tables
+    return source == "raw"
+
+
+def _true_transforms(run):
+    """``gt_transforms`` from the true frame to the frame ``align`` registered.
+
+    For a run aligned from ``raw`` that is the generator's table. For a montage, each
+    section's tiles were pasted at integer voxel positions (``tile_positions``) where
+    the generator cut them at ``gt_tiles``: the section's montage frame is its raw
+    frame shifted by their difference (the median over the section's placed tiles,
+    as stitching places tiles relative to each other to within a voxel), which is
+    added to the table's translation.
+    """
+    table = run.read_table("gt_transforms")
+    if (run.read_config().get("align_result") or {}).get("source") != "montage":
+        return table
+    vs = run.open("gt_segmentation").voxel_size
+    placed = run.read_table("tile_positions")
+    placed = placed[placed["placed"].astype(bool)]
+    both = placed.merge(run.read_table("gt_tiles"), on=["section", "tile"], suffixes=("", "_true"))
+    dy = both["y_vx"] * float(vs[1]) - both["y_true"]
+    dx = both["x_vx"] * float(vs[2]) - both["x_true"]
+    shift = (both.assign(dy=dy, dx=dx).groupby("section")[["dy", "dx"]].median())
+    table = table.copy()
+    sec = table["section"].astype(int)
+    table["translation_y"] = table["translation_y"] + sec.map(shift["dy"]).fillna(0.0).to_numpy()
+    table["translation_x"] = table["translation_x"] + sec.map(shift["dx"]).fillna(0.0).to_numpy()
+    return table
 
 
 def _missing_sections(run) -> list:
@@ -397,8 +428,8 @@ def _missing_sections(run) -> list:
 def ground_truth_volume(run):
     """A run's ``gt_segmentation`` in the frame its segmentation is in.
 
-    For a run aligned from a generator's misaligned ``raw``: the labels of the tissue
-    each aligned voxel shows (in memory; see :func:`evaluate_run`); otherwise the
+    For a run aligned from a generator's ``raw`` or stitched from its tiles: the labels
+    of the tissue each aligned voxel shows (in memory; see :func:`evaluate_run`); otherwise the
     stored array.
     """
     from ..run import Run
@@ -422,7 +453,7 @@ def _mapping_key(run) -> tuple:
     """What the mapped ground truth depends on: the generator's volume and the three tables."""
     synth = run.read_config().get("synth") or {}
     stamps = []
-    for name in ("transforms", "gt_transforms", "section_quality"):
+    for name in ("transforms", "gt_transforms", "section_quality", "tile_positions"):
         for f in sorted(run.table_dir(name).glob("*.parquet")):
             st = f.stat()
             stamps.append((name, f.name, st.st_ino, st.st_mtime_ns, st.st_size))
@@ -440,7 +471,7 @@ def _map_ground_truth(run, gt):
                           "the ground truth cannot be mapped into the aligned frame")
     vs, off = tuple(gt.voxel_size), tuple(gt.offset)
     g = load_gridmap(run.read_table("transforms"), vs, off)
-    labels = labels_to_aligned(gt.to_numpy(), g, run.read_table("gt_transforms"), vs, offset=off,
+    labels = labels_to_aligned(gt.to_numpy(), g, _true_transforms(run), vs, offset=off,
                                missing=_missing_sections(run))
     labels.setflags(write=False)  # shared by every caller through the cache
     return Volume(labels, voxel_size=vs, offset=off)
@@ -457,7 +488,7 @@ def ground_truth_synapses(run):
     from ..align import map_points as aligned_points
     from ..synth import map_points as raw_points
 
-    transforms = run.read_table("gt_transforms")
+    transforms = _true_transforms(run)
     gt = run.open("gt_segmentation")
     thickness = float(gt.voxel_size[0])
 
