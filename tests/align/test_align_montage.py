@@ -44,6 +44,33 @@ def test_place_tiles_recovers_positions_despite_stage_error():
     assert np.array_equal(out, img)
 
 
+def test_two_wrong_corner_pairs_do_not_undo_the_four_right_ones(monkeypatch):
+    # hard seed 0, section 32: the edge-sharing pairs matched exactly (NCC 1.0), the two pairs
+    # of tiles that share only a corner matched wrongly with NCC ~0.4; the first least-squares
+    # solve spread their error over every pair and all tiles fell back to the stage positions
+    import connectomix.align._montage as montage
+
+    true = np.array([[0, 0], [0, 232], [232, 0], [232, 232]], float)
+    stage = true + [[4, 24], [27, -7], [7, 23], [-15, -26]]
+    wrong = {(0, 3): (216.0, 214.0, 0.44), (1, 2): (227.0, -229.0, 0.42)}
+    tiles = [np.zeros((280, 280), np.uint8) + k for k in range(4)]  # told apart by their value
+
+    def offset(a, b, d0, *, settings):
+        i, j = int(a.flat[0]), int(b.flat[0])
+        if (i, j) in wrong:
+            dy, dx, ncc = wrong[(i, j)]
+            return np.array([dy, dx]), ncc
+        return true[j] - true[i], 1.0
+
+    monkeypatch.setattr(montage, "tile_offset", offset)
+    pos, pairs, unplaced = place_tiles(tiles, stage)
+    e = pos - true
+    assert not unplaced
+    np.testing.assert_allclose(e - e[0], 0.0, atol=0.01)  # the weak pull to the stage: < 0.01 px
+    bad = pairs.set_index(["a", "b"]).loc[[(0, 3), (1, 2)], "residual_px"]
+    assert (bad > 5).all()  # the wrong pairs stand out instead of being averaged in
+
+
 def test_non_overlapping_tile_keeps_stage_position_with_warning():
     img = _section()
     tiles, true, stage = _cut(img)
