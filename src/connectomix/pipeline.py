@@ -379,6 +379,9 @@ def demo(out, *, cluster: ClusterConfig = ClusterConfig(), progress=None, say=pr
         ("  naive baseline, no network", f"{base['voi_split']:.2f} + {base['voi_merge']:.2f} = "
                                          f"{base['voi_split'] + base['voi_merge']:.2f}"),
         ("adapted Rand error", f"{scores['rand_error']:.3f}"),
+        ("VOI, boundary voxels ignored (CREMI)", f"{scores.get('voi_boundary_ignored_split', float('nan')):.2f} + "
+                                                 f"{scores.get('voi_boundary_ignored_merge', float('nan')):.2f} = "
+                                                 f"{scores.get('voi_boundary_ignored', float('nan')):.2f}"),
         ("ERL (nm)", f"{scores.get('erl_nm', float('nan')):.0f}"),
         ("synapse F1 (precision / recall)", f"{scores['synapse_f1']:.3f} ({scores['synapse_precision']:.3f} / "
                                             f"{scores['synapse_recall']:.3f})"),

@@ -14,6 +14,7 @@ from connectomix.evaluate import (
     evaluate_run,
     evaluate_tables,
     expected_run_length,
+    ignore_boundaries,
     skeletonize,
     synapse_scores,
     variation_of_information,
@@ -66,6 +67,27 @@ def test_evaluate_arrays_agrees_with_the_metrics():
     assert out["ncc_n_chunks"] == 2
     assert all(isinstance(v, (int, float)) for v in out.values())
     json.dumps(out)
+
+
+@pytest.mark.parametrize("chunk_voxels", [2**23, 700])
+def test_evaluate_arrays_scores_without_the_boundary_band_too(chunk_voxels):
+    gt = neurites()
+    pred = gt.copy()
+    rod = pred[5:9, 8:14, 2:62]  # object 11: its outermost voxels given to the background around it,
+    rod[:, [0, -1], :] = 1  # so only voxels of the band (one voxel each side of a boundary) are wrong
+    rod[:, :, [0, -1]] = 1
+    out = evaluate_arrays(pred_labels=pred, gt_labels=gt, voxel_size=VOXEL, compute_erl=False,
+                          chunk_voxels=chunk_voxels)  # 700: slabs read a few sections at a time
+    band = ignore_boundaries(gt)
+    want = variation_of_information(pred, band)
+    assert out["voi"] > 0.01
+    assert (out["voi_boundary_ignored_split"], out["voi_boundary_ignored_merge"]) == pytest.approx(
+        (want.split, want.merge), abs=1e-12)
+    assert out["voi_boundary_ignored"] == pytest.approx(0.0, abs=1e-12)
+    assert out["rand_error_boundary_ignored"] == pytest.approx(adapted_rand_error(pred, band).error, abs=1e-12)
+    # a real error stays an error
+    merged = evaluate_arrays(pred_labels=predicted(gt), gt_labels=gt, compute_erl=False)
+    assert merged["voi_boundary_ignored_merge"] > 0.01
 
 
 def test_evaluate_arrays_with_given_skeletons_and_no_erl():

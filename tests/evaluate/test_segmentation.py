@@ -9,6 +9,7 @@ from connectomix.errors import VolumeError
 from connectomix.evaluate import (
     adapted_rand_error,
     apply_segment_map,
+    BoundaryIgnored,
     contingency_table,
     ignore_boundaries,
     map_segments_to_gt,
@@ -302,3 +303,23 @@ def test_oracle_agglomeration_gives_each_fragment_its_majority_object():
         counts[0] = 0  # gt 0 is ignored
         want = int(np.argmax(counts)) if counts.any() else 0  # ties go to the smaller id
         assert set(out[frags == f].tolist()) == {want}
+
+
+@pytest.mark.parametrize("distance_px", [0.0, 1.0, 2.5])
+def test_boundary_ignored_reads_any_region_as_the_whole_volume_has_it(distance_px):
+    import zarr
+
+    gt = blobs((5, 40, 44), n=9, seed=1).astype(np.uint32)
+    store = zarr.create_array(store={}, shape=gt.shape, chunks=(2, 16, 16), dtype=gt.dtype)
+    store[...] = gt
+    lazy = BoundaryIgnored(store, distance_px)
+    full = ignore_boundaries(gt, distance_px)
+    assert lazy.shape == gt.shape and lazy.dtype == gt.dtype
+    for key in [(slice(1, 3),), (slice(0, 5), slice(7, 19), slice(3, 30)), (slice(None), slice(0, 1)),
+                (slice(2, 3), slice(39, 40), slice(43, 44)), (slice(4, 2),), (3,), (1, slice(5, 9)),
+                (-1, 4, slice(None))]:
+        np.testing.assert_array_equal(lazy[key], full[key])
+    with pytest.raises(IndexError, match="step 1"):
+        lazy[::2]
+    with pytest.raises(VolumeError, match="3D"):
+        BoundaryIgnored(np.zeros((4, 4), np.uint8))

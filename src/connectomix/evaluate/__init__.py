@@ -34,6 +34,7 @@ from ._evaluate import evaluate_arrays, evaluate_run, evaluate_tables, ground_tr
 from ._propagation import edge_error_sources, edge_error_sources_tables
 from ._segmentation import (
     AdaptedRand,
+    BoundaryIgnored,
     SplitMergeErrors,
     VariationOfInformation,
     adapted_rand_error,
@@ -67,6 +68,7 @@ __all__ = [
     "map_segments_to_gt",
     "apply_segment_map",
     "ignore_boundaries",
+    "BoundaryIgnored",
     "oracle_agglomeration",
     "SectionContinuity",
     "section_continuity",

@@ -17,6 +17,7 @@ from ._edges import edge_scores, edges_from_synapses
 from ._erl import Skeletons, expected_run_length, skeletonize
 from ._inputs import DEFAULT_CHUNK_VOXELS, label_pair
 from ._segmentation import (
+    BoundaryIgnored,
     adapted_rand_error,
     map_segments_to_gt,
     split_merge_errors,
@@ -76,7 +77,10 @@ def evaluate_arrays(
     -------
     dict
         Flat ``name -> number``: ``voi_split``, ``voi_merge``, ``voi``,
-        ``rand_error``, ``rand_precision``, ``rand_recall``, ``n_split_objects``,
+        ``rand_error``, ``rand_precision``, ``rand_recall``; the same without the
+        voxels at true in-plane boundaries as CREMI scores (``voi_boundary_ignored``
+        with ``_split`` and ``_merge``, ``rand_error_boundary_ignored``; see
+        :func:`ignore_boundaries`; 3D volumes only), ``n_split_objects``,
         ``n_split_errors``, ``n_merged_segments``, ``n_merge_errors``,
         ``error_split``, ``error_merge``, ``error_size_unit_vx`` (the split and
         merge rates of :func:`connectomix.analysis.perturb` and their unit),
@@ -124,10 +128,11 @@ def _score_segmentation(
     chunk_voxels,
 ):
     """Segmentation fields of :func:`evaluate_arrays`, and the contingency table."""
-    label_pair(pred_labels, gt_labels)  # fail early, before any slow step
+    _, gt_source = label_pair(pred_labels, gt_labels)  # fail early, before any slow step
     table = contingency_table(pred_labels, gt_labels, chunk_voxels=chunk_voxels)
     voi = variation_of_information(table=table)
     rand = adapted_rand_error(table=table)
+    band = _boundary_ignored_fields(pred_labels, gt_source, chunk_voxels) if len(gt_source.shape) == 3 else {}
     sm = split_merge_errors(table=table, min_overlap_vx=min_overlap_vx)
     out = dict(
         voi_split=voi.split, voi_merge=voi.merge, voi=voi.total,
@@ -136,6 +141,7 @@ def _score_segmentation(
         n_split_objects=sm.n_split_objects, n_split_errors=sm.n_split_errors,
         n_merged_segments=sm.n_merged_segments, n_merge_errors=sm.n_merge_errors,
         n_voxels_scored=table.n_voxels, n_voxels_ignored=table.n_ignored,
+        **band,
     )
     out.update(_error_model_fields(sm, table.n_voxels))
     if compute_erl:
@@ -151,6 +157,21 @@ def _score_segmentation(
             erl_n_merged_segments=erl.n_merged_segments,
         )
     return out, table
+
+
+def _boundary_ignored_fields(pred_labels, gt_source, chunk_voxels) -> dict:
+    """VOI and adapted Rand without the two-voxel band at true in-plane boundaries
+    (:func:`ignore_boundaries`, the CREMI convention), streamed like the strict scores."""
+    from ..errors import VolumeError
+
+    table = contingency_table(pred_labels, BoundaryIgnored(gt_source.data), chunk_voxels=chunk_voxels)
+    try:
+        voi = variation_of_information(table=table)
+        rand = adapted_rand_error(table=table)
+    except VolumeError:  # every labelled voxel lies on a boundary (tiny objects): nothing left to score
+        return {}
+    return dict(voi_boundary_ignored_split=voi.split, voi_boundary_ignored_merge=voi.merge,
+                voi_boundary_ignored=voi.total, rand_error_boundary_ignored=rand.error)
 
 
 def _error_model_fields(sm, n_voxels: int) -> dict:

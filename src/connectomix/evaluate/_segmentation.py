@@ -27,6 +27,7 @@ __all__ = [
     "map_segments_to_gt",
     "apply_segment_map",
     "ignore_boundaries",
+    "BoundaryIgnored",
     "oracle_agglomeration",
 ]
 
@@ -440,6 +441,47 @@ def ignore_boundaries(gt_labels, distance_px: float = 0.0) -> np.ndarray:
     out = gt.copy()
     out[band] = 0
     return out
+
+
+class BoundaryIgnored:
+    """``gt_labels`` as :func:`ignore_boundaries` returns it, computed slab by slab on reading.
+
+    An array-like (``shape``, ``dtype``, numpy indexing by integers and slices with
+    unit steps) over a 3D
+    label array-like (numpy, zarr, a :class:`~connectomix.volume.Volume`'s data), so
+    that the streamed metrics (:func:`contingency_table`) can score a volume too large
+    to copy: each read takes a margin of ``ceil(distance_px) + 1`` voxels in y and x
+    around the asked region, which makes it equal to the same region of
+    ``ignore_boundaries(whole volume)``.
+    """
+
+    def __init__(self, gt_labels, distance_px: float = 0.0):
+        self.data = gt_labels
+        self.shape = tuple(int(n) for n in gt_labels.shape)
+        self.dtype = np.dtype(gt_labels.dtype)
+        if len(self.shape) != 3:
+            raise VolumeError(f"gt_labels must be a 3D array (Z, Y, X), got shape {self.shape}")
+        ignore_boundaries(np.zeros((1, 1, 1), np.uint8), distance_px)  # checks distance_px
+        self.distance_px = float(distance_px)
+        self.ndim = 3
+
+    def __getitem__(self, key):
+        key = key if isinstance(key, tuple) else (key,)
+        key = key + (slice(None),) * (3 - len(key))
+        if len(key) != 3 or not all(isinstance(k, (slice, int, np.integer)) for k in key):
+            raise IndexError("BoundaryIgnored takes up to three integers or slices")
+        drop = tuple(0 if not isinstance(k, slice) else slice(None) for k in key)  # integer axes go
+        key = [k if isinstance(k, slice) else slice(int(k) % n, int(k) % n + 1) for k, n in zip(key, self.shape)]
+        box = [k.indices(n) for k, n in zip(key, self.shape)]
+        if any(step != 1 for _, _, step in box):
+            raise IndexError("BoundaryIgnored reads slices with step 1 only")
+        m = int(np.ceil(self.distance_px)) + 1
+        (z0, z1, _), (y0, y1, _), (x0, x1, _) = box
+        ya, yb, xa, xb = max(0, y0 - m), min(self.shape[1], y1 + m), max(0, x0 - m), min(self.shape[2], x1 + m)
+        block = np.asarray(self.data[z0:z1, ya:yb, xa:xb])
+        if block.size:
+            block = ignore_boundaries(block, self.distance_px)
+        return block[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa][drop]
 
 
 def oracle_agglomeration(fragments, gt_labels) -> np.ndarray:

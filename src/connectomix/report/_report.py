@@ -323,7 +323,8 @@ def _hot_spots(run) -> str:
 
 _METRIC_GROUPS = (
     ("Segmentation", ("voi", "voi_split", "voi_merge", "adapted_rand_error", "rand_error", "rand_precision",
-                      "rand_recall", "erl", "erl_nm", "n_gt_objects", "n_segments", "n_split_errors",
+                      "rand_recall", "voi_boundary_ignored", "voi_boundary_ignored_split",
+                      "voi_boundary_ignored_merge", "rand_error_boundary_ignored", "erl", "erl_nm", "n_gt_objects", "n_segments", "n_split_errors",
                       "n_merge_errors")),
     ("Synapses", ("synapse_precision", "synapse_recall", "synapse_f1")),
     ("Edges", ("edge_precision", "edge_recall", "edge_f1")),
