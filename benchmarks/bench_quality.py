@@ -68,13 +68,14 @@ def one(out: Path, preset: str, seed: int, voxel_size=None, align: bool = False)
             "naive_synapse_f1": naive["synapse_f1"], "naive_synapse_precision": naive["synapse_precision"],
             "naive_synapse_recall": naive["synapse_recall"], "naive_edge_f1": naive["edge_f1"],
             "edge_n_gt": s.get("edge_n_gt"), "edge_n_pred": s.get("edge_n_pred"), "error_sources": sources,
-            **where,
+            "voi_band": s["voi_boundary_ignored"], **where,
             "shape": list(run.open("raw").shape), **{f"s_{k}": round(v, 1) for k, v in t.items()}}
 
 
 def voi_sources(run) -> dict:
-    """VOI of the segmentation and of the oracle agglomeration of its fragments,
-    each also with the boundary band ignored (bits, split + merge)."""
+    """VOI of the oracle agglomeration of the segmentation's fragments, also with the
+    boundary band ignored (bits, split + merge), and the band's share of the voxels
+    (`evaluate` scores the segmentation itself both ways)."""
     from connectomix.evaluate import (
         ground_truth_volume,
         ignore_boundaries,
@@ -84,10 +85,8 @@ def voi_sources(run) -> dict:
 
     gt = np.asarray(ground_truth_volume(run).to_numpy())
     band = ignore_boundaries(gt)
-    seg = run.open("segmentation").to_numpy()
     oracle = oracle_agglomeration(run.open("fragments").to_numpy(), gt)
-    return {"voi_band": variation_of_information(seg, band).total,
-            "oracle_voi": variation_of_information(oracle, gt).total,
+    return {"oracle_voi": variation_of_information(oracle, gt).total,
             "oracle_voi_band": variation_of_information(oracle, band).total,
             "band_fraction": float(np.mean((band == 0) & (gt != 0)))}
 

@@ -376,12 +376,12 @@ def demo(out, *, cluster: ClusterConfig = ClusterConfig(), progress=None, say=pr
                                             f"{len(gt.synapses) if gt.synapses is not None else 0}"),
         ("edges (reconstructed / true)", f"{len(con.edges)} / {len(gt.edges)}"),
         ("VOI split + merge (bits)", f"{scores['voi_split']:.2f} + {scores['voi_merge']:.2f} = {scores['voi']:.2f}"),
+        ("  without voxels at true boundaries", f"{scores.get('voi_boundary_ignored_split', float('nan')):.2f} + "
+                                                f"{scores.get('voi_boundary_ignored_merge', float('nan')):.2f} = "
+                                                f"{scores.get('voi_boundary_ignored', float('nan')):.2f}"),
         ("  naive baseline, no network", f"{base['voi_split']:.2f} + {base['voi_merge']:.2f} = "
                                          f"{base['voi_split'] + base['voi_merge']:.2f}"),
         ("adapted Rand error", f"{scores['rand_error']:.3f}"),
-        ("VOI, boundary voxels ignored (CREMI)", f"{scores.get('voi_boundary_ignored_split', float('nan')):.2f} + "
-                                                 f"{scores.get('voi_boundary_ignored_merge', float('nan')):.2f} = "
-                                                 f"{scores.get('voi_boundary_ignored', float('nan')):.2f}"),
         ("ERL (nm)", f"{scores.get('erl_nm', float('nan')):.0f}"),
         ("synapse F1 (precision / recall)", f"{scores['synapse_f1']:.3f} ({scores['synapse_precision']:.3f} / "
                                             f"{scores['synapse_recall']:.3f})"),
