@@ -18,9 +18,10 @@ waterz (xy)        waterz's agglomeration of connectomix's xy fragments (as the 
                    merging can be told apart; no small-segment cleanup
 mwatershed         mutex watershed on the nearest-neighbour edges, weight affinity - b
 oracle (xy)        not a method: connectomix's xy fragments, each given the true object
-                   it overlaps most (`connectomix.evaluate.oracle_agglomeration`), the
-                   best any agglomeration of them can score; what it lacks is the
-                   fragments' own error (mostly boundary voxels on the wrong side)
+                   it overlaps most (`connectomix.evaluate.oracle_agglomeration`): a
+                   perfect merging by majority, the reference for what the fragments
+                   allow (not a strict bound on VOI); what it keeps is the fragments'
+                   own error (mostly boundary voxels on the wrong side)
 
 Voxels a method leaves at 0 (waterz below its low threshold, mwatershed's unmerged
 ones) are scored as one segment each, not as one shared segment.

@@ -68,7 +68,7 @@ def one(out: Path, preset: str, seed: int, voxel_size=None, align: bool = False)
             "naive_synapse_f1": naive["synapse_f1"], "naive_synapse_precision": naive["synapse_precision"],
             "naive_synapse_recall": naive["synapse_recall"], "naive_edge_f1": naive["edge_f1"],
             "edge_n_gt": s.get("edge_n_gt"), "edge_n_pred": s.get("edge_n_pred"), "error_sources": sources,
-            "voi_band": s["voi_boundary_ignored"], **where,
+            "voi_band": s.get("voi_boundary_ignored", float("nan")), **where,
             "shape": list(run.open("raw").shape), **{f"s_{k}": round(v, 1) for k, v in t.items()}}
 
 
@@ -159,7 +159,7 @@ def main():
         print(f"synapse F1 network {mean['synapse_f1']:.3f} (target >= 0.85) vs naive {mean['naive_synapse_f1']:.3f} "
               f"(target <= 0.5); edge F1 network {mean['edge_f1']:.3f} vs naive {mean['naive_edge_f1']:.3f}")
     print("where the VOI comes from (bits; band = the voxels at in-plane object boundaries, ignored as CREMI does; "
-          "oracle = each fragment given its majority true object, the best any agglomeration can do):")
+          "oracle = each fragment given its majority true object, a perfect merging by majority):")
     print("preset | seed | voi | voi, band ignored | oracle voi | oracle voi, band ignored | band voxels")
     for r in rows:
         print(f"{r['preset']} | {r['seed']} | {r['voi']:.3f} | {r['voi_band']:.3f} | {r['oracle_voi']:.3f} | "

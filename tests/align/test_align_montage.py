@@ -71,6 +71,25 @@ def test_two_wrong_corner_pairs_do_not_undo_the_four_right_ones(monkeypatch):
     assert (bad > 5).all()  # the wrong pairs stand out instead of being averaged in
 
 
+def test_the_pairs_that_agree_outvote_a_wrong_pair_of_higher_ncc(monkeypatch):
+    import connectomix.align._montage as montage
+
+    true = np.array([[0, 0], [0, 232], [232, 0], [232, 232]], float)
+    stage = true + [[4, 3], [-3, 5], [2, -4], [-5, -2]]
+    tiles = [np.zeros((280, 280), np.uint8) + k for k in range(4)]
+
+    def offset(a, b, d0, *, settings):
+        i, j = int(a.flat[0]), int(b.flat[0])
+        if (i, j) == (0, 1):  # wrong, yet the most confident pair
+            return true[j] - true[i] + [20, -15], 0.95
+        return true[j] - true[i], 0.5 if (i, j) in ((0, 3), (1, 2)) else 0.9
+
+    monkeypatch.setattr(montage, "tile_offset", offset)
+    pos, pairs, _ = place_tiles(tiles, stage)
+    e = pos - true
+    np.testing.assert_allclose(e - e[0], 0.0, atol=0.01)
+
+
 def test_non_overlapping_tile_keeps_stage_position_with_warning():
     img = _section()
     tiles, true, stage = _cut(img)

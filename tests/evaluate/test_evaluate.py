@@ -77,7 +77,7 @@ def test_evaluate_arrays_scores_without_the_boundary_band_too(chunk_voxels):
     rod[:, [0, -1], :] = 1  # so only voxels of the band (one voxel each side of a boundary) are wrong
     rod[:, :, [0, -1]] = 1
     out = evaluate_arrays(pred_labels=pred, gt_labels=gt, voxel_size=VOXEL, compute_erl=False,
-                          chunk_voxels=chunk_voxels)  # 700: slabs read a few sections at a time
+                          chunk_voxels=chunk_voxels)  # 700: slabs of ~10 rows of one section
     band = ignore_boundaries(gt)
     want = variation_of_information(pred, band)
     assert out["voi"] > 0.01
@@ -88,6 +88,13 @@ def test_evaluate_arrays_scores_without_the_boundary_band_too(chunk_voxels):
     # a real error stays an error
     merged = evaluate_arrays(pred_labels=predicted(gt), gt_labels=gt, compute_erl=False)
     assert merged["voi_boundary_ignored_merge"] > 0.01
+
+
+def test_evaluate_arrays_scores_boolean_ground_truth():
+    gt = neurites() > 11  # a mask of objects 12-14: two labels, True and False
+    out = evaluate_arrays(pred_labels=gt.astype(np.uint8), gt_labels=gt, compute_erl=False)
+    assert out["voi"] == pytest.approx(0.0, abs=1e-12)
+    assert out["voi_boundary_ignored"] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_evaluate_arrays_with_given_skeletons_and_no_erl():

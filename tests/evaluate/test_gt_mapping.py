@@ -175,11 +175,14 @@ def test_a_montage_run_is_scored_where_its_stitched_sections_show_the_tissue(tmp
     run.write_table("transforms", gridmap_table(GridMap.identity(3, gt.shape[1:], 8), VOXEL))  # aligned = montage
     run.write_table("gt_transforms", true_transforms(gt.shape))
     true_rows, placed_rows = [], []
+    # section 0: only its first tile placed, the others left at wrong stage positions; section 1: all
+    # placed; section 2: none placed, all pasted at stage positions that share the section's offset
+    placed_of = {0: (True, False, False), 1: (True, True, True), 2: (False, False, False)}
     for z, (oy, ox) in enumerate(offsets):
         for tile, (y, x) in enumerate([(0, 0), (0, 24), (16, 0)]):
             true_rows.append(dict(section=z, tile=tile, y=y * 8.0, x=x * 8.0, stage_error_y=0.0, stage_error_x=0.0))
-            placed = tile < 2  # the third tile could not be placed: kept at a wrong stage position
-            py, px = (y + oy, x + ox) if placed else (y + 9, x - 7)
+            placed = placed_of[z][tile]
+            py, px = (y + oy, x + ox) if placed or z == 2 else (y + 9, x - 7)
             placed_rows.append(dict(section=z, tile=tile, path="", y_vx=py, x_vx=px, y=py * 8.0, x=px * 8.0,
                                     height_vx=24, width_vx=24, placed=placed, dtype="|u1"))
     run.write_table("gt_tiles", pd.DataFrame(true_rows))

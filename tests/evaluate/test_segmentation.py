@@ -321,5 +321,9 @@ def test_boundary_ignored_reads_any_region_as_the_whole_volume_has_it(distance_p
         np.testing.assert_array_equal(lazy[key], full[key])
     with pytest.raises(IndexError, match="step 1"):
         lazy[::2]
+    with pytest.raises(IndexError, match="out of bounds"):
+        lazy[5]
+    with pytest.raises(IndexError, match="integers or slices"):
+        lazy[True]
     with pytest.raises(VolumeError, match="3D"):
         BoundaryIgnored(np.zeros((4, 4), np.uint8))

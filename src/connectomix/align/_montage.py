@@ -10,8 +10,9 @@
    weighted by the pair's NCC, plus a weak pull to the stage positions that fixes
    the free translation), iteratively reweighted (Huber) so that a bad pair that
    slipped through loses its weight. The first weights come from the residuals of
-   the placement along the tree of most confident pairs (maximum NCC), not from an
-   unweighted first solve: two wrong pairs of corner-overlapping tiles (NCC ~0.4)
+   a placement along a spanning tree of pairs (the maximum-NCC tree, with pairs left
+   out while that makes more pairs agree with it), not from an unweighted first
+   solve: two wrong pairs of corner-overlapping tiles (NCC ~0.4)
    otherwise pulled every residual of a 2 x 2 section above the cut, and all its
    tiles fell back to their stage positions (sections 32 and 33 of ``hard`` seed 0).
 3. Tiles left without a usable pair keep their stage position, with a warning
@@ -140,7 +141,7 @@ def place_tiles(images, stage_px, *, settings: MontageSettings = MontageSettings
         v = np.tile([-1.0, 1.0], n)
         D = sparse.csr_matrix((v, (r, c)), shape=(n, T))
         w0 = np.clip(good["ncc"].to_numpy(), 0.05, 1.0)
-        start = _tree_placement(T, good, stage)
+        start = _tree_placement(T, good, stage, tol=3 * settings.huber_px)
         res = np.hypot(D @ start[:, 0] - good["dy"].to_numpy(), D @ start[:, 1] - good["dx"].to_numpy())
         w = _huber(w0, res, settings.huber_px)
         eps = settings.stage_weight
@@ -162,32 +163,58 @@ def _huber(w0, res, huber_px):
     return w
 
 
-def _tree_placement(T, good, stage):
-    """Tile positions chained along the maximum-NCC spanning tree of the pairs.
+def _tree_placement(T, good, stage, *, tol, rounds: int = 5):
+    """Tile positions chained along a spanning tree of the pairs that most pairs agree with.
 
-    Each connected group of tiles starts at its first tile's stage position; a tile
-    in no pair keeps its own.
+    The tree starts as the maximum-NCC spanning tree; then, while leaving one of its
+    pairs out (the tree re-grown from the rest) makes more pairs agree with the
+    placement to within ``tol`` pixels, that pair is left out: a wrong pair with the
+    highest NCC does not decide the start. Each connected group of tiles starts at
+    its first tile's stage position; a tile in no pair keeps its own. Where the pairs
+    cannot decide (a ring of four tiles with one wrong pair and no matched diagonal:
+    either side of the ring agrees with three pairs) the most confident tree stays.
     """
     from scipy.sparse import csgraph
 
     a, b = good["a"].to_numpy(), good["b"].to_numpy()
     d = good[["dy", "dx"]].to_numpy(float)
     cost = 2.0 - np.clip(good["ncc"].to_numpy(float), -1.0, 1.0)  # > 0: the tree keeps the most confident pairs
-    tree = csgraph.minimum_spanning_tree(sparse.coo_matrix((cost, (a, b)), shape=(T, T)).tocsr())
-    tree = tree + tree.T
-    offset = {}
+    index = {}
     for k in range(len(a)):
-        offset[(a[k], b[k])] = d[k]
-        offset[(b[k], a[k])] = -d[k]
-    pos = np.asarray(stage, float).copy()
-    seen = np.zeros(T, bool)
-    for root in range(T):
-        if seen[root]:
-            continue
-        order, pred = csgraph.breadth_first_order(tree, root, directed=False, return_predecessors=True)
-        seen[order] = True
-        for t in order[1:]:
-            pos[t] = pos[pred[t]] + offset[(pred[t], t)]
+        index[(a[k], b[k])] = (k, 1.0)
+        index[(b[k], a[k])] = (k, -1.0)
+
+    def place(keep):
+        tree = csgraph.minimum_spanning_tree(sparse.coo_matrix((cost[keep], (a[keep], b[keep])), shape=(T, T)).tocsr())
+        tree = tree + tree.T
+        pos = np.asarray(stage, float).copy()
+        seen = np.zeros(T, bool)
+        used = []
+        for root in range(T):
+            if seen[root]:
+                continue
+            order, pred = csgraph.breadth_first_order(tree, root, directed=False, return_predecessors=True)
+            seen[order] = True
+            for t in order[1:]:
+                k, sign = index[(pred[t], t)]
+                pos[t] = pos[pred[t]] + sign * d[k]
+                used.append(k)
+        agree = int(np.sum(np.hypot(*(pos[b] - pos[a] - d).T) <= tol))
+        return pos, agree, used
+
+    keep = np.ones(len(a), bool)
+    pos, agree, used = place(keep)
+    for _ in range(rounds):
+        best = None
+        for k in used:
+            trial = keep.copy()
+            trial[k] = False
+            p, n, u = place(trial)
+            if n > agree and (best is None or n > best[1]):
+                best = (trial, n, p, u)
+        if best is None:
+            break
+        keep, agree, pos, used = best[0], best[1], best[2], best[3]
     return pos
 
 

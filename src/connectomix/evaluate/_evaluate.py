@@ -80,7 +80,8 @@ def evaluate_arrays(
         ``rand_error``, ``rand_precision``, ``rand_recall``; the same without the
         voxels at true in-plane boundaries as CREMI scores (``voi_boundary_ignored``
         with ``_split`` and ``_merge``, ``rand_error_boundary_ignored``; see
-        :func:`ignore_boundaries`; 3D volumes only), ``n_split_objects``,
+        :func:`ignore_boundaries`; 3D volumes only, and absent where every labelled
+        voxel lies at a boundary), ``n_split_objects``,
         ``n_split_errors``, ``n_merged_segments``, ``n_merge_errors``,
         ``error_split``, ``error_merge``, ``error_size_unit_vx`` (the split and
         merge rates of :func:`connectomix.analysis.perturb` and their unit),
@@ -417,20 +418,26 @@ def _true_transforms(run):
     For a run aligned from ``raw`` that is the generator's table. For a montage, each
     section's tiles were pasted at integer voxel positions (``tile_positions``) where
     the generator cut them at ``gt_tiles``: the section's montage frame is its raw
-    frame shifted by their difference (the median over the section's placed tiles,
-    as stitching places tiles relative to each other to within a voxel), which is
-    added to the table's translation.
+    frame shifted by their difference, which is added to the table's translation: one
+    whole number of voxels per section, the median over its placed tiles rounded half
+    up (stitching places tiles relative to each other to within a voxel), over all its
+    tiles where none could be placed (they were pasted at their stage positions).
     """
     table = run.read_table("gt_transforms")
     if (run.read_config().get("align_result") or {}).get("source") != "montage":
         return table
     vs = run.open("gt_segmentation").voxel_size
-    placed = run.read_table("tile_positions")
-    placed = placed[placed["placed"].astype(bool)]
-    both = placed.merge(run.read_table("gt_tiles"), on=["section", "tile"], suffixes=("", "_true"))
-    dy = both["y_vx"] * float(vs[1]) - both["y_true"]
-    dx = both["x_vx"] * float(vs[2]) - both["x_true"]
-    shift = (both.assign(dy=dy, dx=dx).groupby("section")[["dy", "dx"]].median())
+    both = run.read_table("tile_positions").merge(run.read_table("gt_tiles"), on=["section", "tile"],
+                                                   suffixes=("", "_true"))
+    # tiles are pasted at whole voxels: each tile's shift in voxels, then one whole-voxel shift per
+    # section (from its placed tiles; a section with none was pasted at its stage positions)
+    both["dy"] = both["y_vx"] - both["y_true"] / float(vs[1])
+    both["dx"] = both["x_vx"] - both["x_true"] / float(vs[2])
+    placed = both["placed"].astype(bool)
+    use = placed | ~placed.groupby(both["section"]).transform("any")
+    shift = np.floor(both[use].groupby("section")[["dy", "dx"]].median() + 0.5)
+    shift["dy"] *= float(vs[1])
+    shift["dx"] *= float(vs[2])
     table = table.copy()
     sec = table["section"].astype(int)
     table["translation_y"] = table["translation_y"] + sec.map(shift["dy"]).fillna(0.0).to_numpy()

@@ -423,7 +423,7 @@ def ignore_boundaries(gt_labels, distance_px: float = 0.0) -> np.ndarray:
     from scipy import ndimage
 
     gt = np.asarray(gt_labels)
-    if gt.ndim != 3 or not np.issubdtype(gt.dtype, np.integer):
+    if gt.ndim != 3 or not (np.issubdtype(gt.dtype, np.integer) or gt.dtype == np.bool_):
         raise VolumeError(f"gt_labels must be a 3D integer array (Z, Y, X), got {gt.ndim}D {gt.dtype}")
     if not np.isfinite(distance_px) or distance_px < 0:
         raise VolumeError(f"distance_px must be a finite number >= 0, got {distance_px}")
@@ -468,8 +468,12 @@ class BoundaryIgnored:
     def __getitem__(self, key):
         key = key if isinstance(key, tuple) else (key,)
         key = key + (slice(None),) * (3 - len(key))
-        if len(key) != 3 or not all(isinstance(k, (slice, int, np.integer)) for k in key):
+        if len(key) != 3 or not all(isinstance(k, slice) or (isinstance(k, (int, np.integer)) and
+                                                         not isinstance(k, (bool, np.bool_))) for k in key):
             raise IndexError("BoundaryIgnored takes up to three integers or slices")
+        for k, n in zip(key, self.shape):
+            if not isinstance(k, slice) and not -n <= int(k) < n:
+                raise IndexError(f"index {int(k)} is out of bounds for an axis of size {n}")
         drop = tuple(0 if not isinstance(k, slice) else slice(None) for k in key)  # integer axes go
         key = [k if isinstance(k, slice) else slice(int(k) % n, int(k) % n + 1) for k, n in zip(key, self.shape)]
         box = [k.indices(n) for k, n in zip(key, self.shape)]
@@ -485,12 +489,14 @@ class BoundaryIgnored:
 
 
 def oracle_agglomeration(fragments, gt_labels) -> np.ndarray:
-    """The best agglomeration of ``fragments``: each one joins the true object it overlaps most.
+    """A perfect merging of ``fragments`` by majority: each joins the true object it overlaps most.
 
     Scoring it (e.g. with :func:`variation_of_information`) tells apart the errors
     of the fragments (a fragment across a boundary, which no merging undoes) from
     those of the agglomeration (fragments of one object left apart, or of two
-    objects joined). Fragments over ground-truth 0 only stay 0.
+    objects joined). It is a reference, not a strict bound: another assignment of
+    fragments that straddle boundaries can score a lower VOI. Fragments that overlap
+    only ground-truth 0 become 0.
 
     Parameters
     ----------
