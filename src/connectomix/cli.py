@@ -213,9 +213,10 @@ def synth(
 def segment(
     run: Path = typer.Argument(..., help="Run directory."),
     model: Optional[Path] = typer.Option(None, "--model", help="Model directory (default: the shipped model)."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Agglomeration threshold (mean affinity); default 0.45, chosen for the shipped model."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Agglomeration threshold (mean affinity); default 0.4, chosen for the shipped model."),
     predict: bool = typer.Option(True, "--predict/--no-predict", help="Predict affinities first, or use the run's."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda for the prediction."),
+    tta: bool = typer.Option(False, "--tta", help="Average the affinities over the 8 in-plane flips and transposes (8x the prediction time; about 3 % lower VOI)."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (default: local)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Local Dask workers."),
 ):
@@ -225,7 +226,7 @@ def segment(
     cfg = _cluster(_config(), scheduler, workers)
     with _Progress("segment") as bar:
         res = segment_stage(run, model_dir=model, threshold=threshold, predict=predict, cluster=cfg.cluster,
-                            on_block_done=bar, say=_say, device=device)
+                            on_block_done=bar, say=_say, device=device, tta=tta)
     _say(f"segment: {res}")
 
 

@@ -266,3 +266,50 @@ def test_cut_at_nodata_zeroes_exactly_the_pairs_that_touch_no_data():
             inside = all(0 <= a < n for a, n in zip(w, nodata.shape))
             cut = nodata[v] or (inside and nodata[w])
             assert aff[(c,) + v] == (0 if cut else 200), (o, v)
+
+
+@pytest.mark.parametrize("flip_y,flip_x,transpose", [(True, False, False), (False, True, False), (True, True, False),
+                                                     (False, False, True), (True, False, True), (True, True, True)])
+def test_affinities_of_a_flipped_or_transposed_volume_map_back_exactly(flip_y, flip_x, transpose):
+    # test-time augmentation: what a perfect network says about the transformed volume, mapped back,
+    # is what it says about the volume itself (affinities of the true labels stand in for the network)
+    from connectomix.models._predict import _transform, untransform
+    from connectomix.segment import affinities_from_labels
+
+    labels = blobs((6, 40, 40), n=12, seed=3)
+    want = affinities_from_labels(labels, DEFAULT_OFFSETS)
+    seen = affinities_from_labels(np.ascontiguousarray(_transform(labels, flip_y, flip_x, transpose)), DEFAULT_OFFSETS)
+    unknown = np.full_like(want, -1.0)
+    back = untransform(seen, DEFAULT_OFFSETS, flip_y, flip_x, transpose, fallback=unknown)
+    known = back != -1
+    # left to the fallback: exactly the pairs whose partner lies outside along a flipped axis
+    outside = np.zeros(want.shape, bool)
+    Z, Y, X = labels.shape
+    for c, (_, oy, ox) in enumerate(DEFAULT_OFFSETS):
+        yy, xx = np.meshgrid(np.arange(Y), np.arange(X), indexing="ij")
+        out = np.zeros((Y, X), bool)
+        if flip_y:
+            out |= (yy + oy < 0) | (yy + oy >= Y)
+        if flip_x:
+            out |= (xx + ox < 0) | (xx + ox >= X)
+        outside[c] = out
+    np.testing.assert_array_equal(~known, outside)
+    np.testing.assert_array_equal(back[known], want[known])
+
+
+def test_test_time_augmentation_averages_the_eight_in_plane_symmetries(tmp_path, monkeypatch):
+    from connectomix.models import _predict
+
+    d = _tiny_model_dir(tmp_path / "model")
+    raw = (np.random.default_rng(1).random((16, 64, 64)) * 255).astype(np.uint8)
+    calls = []
+    real = _predict.predict_array
+    monkeypatch.setattr(_predict, "predict_array", lambda *a, **k: calls.append(1) or real(*a, **k))
+    run = Run.create(tmp_path / "run")
+    stored_volume(run.volume_path("raw"), raw, chunks=(8, 32, 32))
+    predict_affinities(run, model_dir=d, tta=True)
+    assert len(calls) == 8  # one block, the 8 in-plane symmetries
+    aff = open_volume(run.volume_path("affinities")).to_numpy()
+    plain = predict_array(raw, *(lambda m: (m, m.factor))(load_model(d)[0]))
+    assert aff.shape == plain.shape and aff.std() > 0
+    assert not np.array_equal(aff, np.rint(np.clip(plain, 0, 1) * 255).astype(np.uint8))

@@ -67,6 +67,86 @@ def predict_array(raw: np.ndarray, model, factor, precision: str | None = None) 
     return 1.0 / (1.0 + np.exp(-_logits(raw, model, factor, precision)))
 
 
+def predict_array_tta(raw: np.ndarray, model, factor, offsets, precision: str | None = None) -> np.ndarray:
+    """:func:`predict_array` averaged over the 8 in-plane flips and transposes of ``raw``.
+
+    Each transformed prediction is mapped back to the original frame (:func:`untransform`)
+    before averaging; where a flipped prediction has no value for an affinity (its
+    partner voxel lies outside the array), the plain prediction stands in. 8x the
+    computation; on the validation volumes 4 flips lowered VOI by about 3 % (README).
+    """
+    base = predict_array(raw, model, factor, precision)
+    total = base.astype(np.float64)
+    n = 1
+    for flip_y, flip_x, transpose in _DIHEDRAL[1:]:
+        if not _invertible(offsets, flip_y, flip_x, transpose):
+            continue
+        x = _transform(raw, flip_y, flip_x, transpose)
+        y = predict_array(np.ascontiguousarray(x), model, factor, precision)
+        total += untransform(y, offsets, flip_y, flip_x, transpose, fallback=base)
+        n += 1
+    return (total / n).astype(np.float32)
+
+
+#: (flip y, flip x, transpose y-x) of the 8 in-plane symmetries; the identity first.
+_DIHEDRAL = [(fy, fx, t) for t in (False, True) for fy in (False, True) for fx in (False, True)]
+
+
+def _transform(raw, flip_y, flip_x, transpose):
+    """Flip, then transpose, the in-plane axes of a (Z, Y, X) array."""
+    x = raw[:, ::-1] if flip_y else raw
+    x = x[:, :, ::-1] if flip_x else x
+    return x.transpose(0, 2, 1) if transpose else x
+
+
+def _invertible(offsets, flip_y, flip_x, transpose) -> bool:
+    """Whether affinities predicted on the transformed array map back to ``offsets``:
+    a transpose needs each offset's y-x mirror image among them, a flip that each
+    offset turns into itself or its reverse (true of offsets along one axis)."""
+    if transpose and _transposed_channels(offsets) is None:
+        return False
+    for o in offsets:
+        o = np.asarray(o, int)
+        f = o * [1, -1 if flip_y else 1, -1 if flip_x else 1]
+        if not (np.array_equal(f, o) or np.array_equal(f, -o)):
+            return False
+    return True
+
+
+def _transposed_channels(offsets):
+    """For each channel, the channel whose offset is its y-x mirror image (None if one is missing)."""
+    index = {tuple(int(v) for v in o): c for c, o in enumerate(offsets)}
+    out = [index.get((int(o[0]), int(o[2]), int(o[1]))) for o in offsets]
+    return None if any(c is None for c in out) else out
+
+
+def untransform(aff: np.ndarray, offsets, flip_y: bool, flip_x: bool, transpose: bool, *, fallback) -> np.ndarray:
+    """Affinities predicted on ``_transform(raw, flip_y, flip_x, transpose)``, in ``raw``'s frame.
+
+    Channel ``c`` at voxel ``v`` is the affinity of ``v`` and ``v + offsets[c]``. A
+    transpose swaps channels with their y-x mirror images; a flip along an axis turns
+    each offset's component there around, so the affinity of ``v`` and ``v + o`` is
+    read at ``v + o`` and the array shifted by ``o``. Voxels whose partner lies outside
+    the array take ``fallback``'s value.
+    """
+    a = aff
+    if transpose:
+        perm = _transposed_channels(offsets)
+        a = a[perm].transpose(0, 1, 3, 2)
+    if flip_y:
+        a = a[:, :, ::-1]
+    if flip_x:
+        a = a[:, :, :, ::-1]
+    out = np.array(fallback, dtype=np.float32, copy=True)
+    for c, off in enumerate(offsets):
+        shift = [0, int(off[1]) if flip_y else 0, int(off[2]) if flip_x else 0]
+        n = a.shape[1:]
+        src = tuple(slice(max(0, k), m + min(0, k)) for k, m in zip(shift, n))  # v + shift
+        dst = tuple(slice(max(0, -k), m - max(0, k)) for k, m in zip(shift, n))  # v
+        out[c][dst] = a[c][src]
+    return out
+
+
 def predict_synapse_array(raw: np.ndarray, model, factor, precision: str | None = None) -> np.ndarray:
     """Cleft probability (channel 0) and partner vectors in nm (channels 1-3), float32."""
     from ._synapse_targets import VECTOR_SCALE_NM
@@ -107,7 +187,8 @@ def at_model_resolution(raw: np.ndarray, scale, predict) -> np.ndarray:
 
 def predict_block(block: Block, inputs, *, model_dir: str | None, device: str = "cpu", input: str = "raw",
                   task: str = "affinities", output: str = "affinities", threads: int | None = None,
-                  scale=None, precision: str | None = None, nodata_run: str | None = None) -> dict:
+                  scale=None, precision: str | None = None, nodata_run: str | None = None,
+                  tta: bool = False) -> dict:
     """Predict one block over its write region: uint8 affinities, or float16 synapse maps.
 
     ``scale`` (data voxel size / model voxel size, z y x) resamples the block to the
@@ -116,7 +197,8 @@ def predict_block(block: Block, inputs, *, model_dir: str | None, device: str = 
     :func:`~connectomix.models._unet.inference_dtype`). ``nodata_run``: an aligned
     run whose no-data voxels (:func:`~connectomix.align.nodata_mask`) get affinity 0
     to every neighbour, so that no segment runs through the empty borders of warped
-    sections.
+    sections. ``tta``: affinities averaged over the 8 in-plane flips and transposes
+    (:func:`predict_array_tta`).
     """
     if threads:
         import torch
@@ -127,6 +209,8 @@ def predict_block(block: Block, inputs, *, model_dir: str | None, device: str = 
     fn = predict_array if task == "affinities" else predict_synapse_array
 
     def predict(raw):
+        if tta and task == "affinities":
+            return predict_array_tta(raw, model, model.factor, meta["offsets"], precision)
         return fn(raw, model, model.factor, precision)
 
     y = predict(vol.data) if scale is None else at_model_resolution(vol.data, scale, predict)
@@ -153,15 +237,16 @@ def _cut_at_nodata(aff: np.ndarray, nodata: np.ndarray, offsets) -> None:
 
 def predict_affinities(run, *, model_dir=None, input: str = "raw", block_shape_vx=DEFAULT_BLOCK_VX,
                        context_vx=DEFAULT_CONTEXT_VX, scheduler="synchronous", workers: int = 1,
-                       device: str = "cpu", on_block_done=None):
+                       device: str = "cpu", on_block_done=None, tta: bool = False):
     """Predict ``affinities`` for a run's ``raw`` (or ``aligned``) array, block-wise.
 
     Returns the BlockwiseResult; the output array carries the offsets in its
-    ``connectomix.offsets`` attribute (channel order).
+    ``connectomix.offsets`` attribute (channel order). ``tta`` averages the 8
+    in-plane flips and transposes of each block (8x the computation).
     """
     return _predict(run, "affinities", "affinities", model_dir=model_dir, input=input, block_shape_vx=block_shape_vx,
                     context_vx=context_vx, scheduler=scheduler, workers=workers, device=device,
-                    on_block_done=on_block_done)
+                    on_block_done=on_block_done, tta=tta)
 
 
 def predict_synapses(run, *, model_dir=None, input: str = "raw", output: str = "synapse_pred",
@@ -179,7 +264,7 @@ def predict_synapses(run, *, model_dir=None, input: str = "raw", output: str = "
 
 
 def _predict(run, task, output, *, model_dir, input, block_shape_vx, context_vx, scheduler, workers, device,
-             on_block_done):
+             on_block_done, tta: bool = False):
     from ._train import load_model
 
     src = run.open(input)
@@ -226,7 +311,7 @@ def _predict(run, task, output, *, model_dir, input, block_shape_vx, context_vx,
     kernel = functools.partial(predict_block, model_dir=None if model_dir is None else str(model_dir),
                                device=device, input=input, task=task, output=output,
                                threads=_threads_for(workers), scale=scale, precision=precision,
-                               nodata_run=nodata_run)
+                               nodata_run=nodata_run, tta=tta)
     return run_blockwise(
         kernel,
         task="predict" if task == "affinities" else "predict-synapses",
@@ -238,7 +323,7 @@ def _predict(run, task, output, *, model_dir, input, block_shape_vx, context_vx,
         workers=workers,
         config={"model": str(model_dir), "task": task, "context": list(context_vx),
                 "iterations": meta.get("iterations"), "scale": None if scale is None else list(scale),
-                "precision": precision, "nodata_cut": nodata_run is not None},
+                "precision": precision, "nodata_cut": nodata_run is not None, "tta": bool(tta)},
         on_block_done=on_block_done,
     )
 
