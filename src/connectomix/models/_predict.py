@@ -75,17 +75,23 @@ def predict_array_tta(raw: np.ndarray, model, factor, offsets, precision: str | 
     partner voxel lies outside the array), the plain prediction stands in. 8x the
     computation; on the validation volumes 4 flips lowered VOI by about 3 % (README).
     """
-    base = predict_array(raw, model, factor, precision)
-    total = base.astype(np.float64)
+    # padded to whole pooling cells first (y and x alike, so that transposes line up): a flip then
+    # moves no partial cell to the start, and a block sees the same grid whatever its shape
+    step = [int(factor[0]), int(np.lcm(int(factor[1]), int(factor[2])))]
+    step = [step[0], step[1], step[1]]
+    pad = [(0, (-s) % f) for s, f in zip(raw.shape, step)]
+    x0 = np.pad(raw, pad, mode="reflect" if all(s > 1 for s in raw.shape) else "edge") if any(p[1] for p in pad) else raw
+    base = predict_array(x0, model, factor, precision)
+    total = base.copy()
     n = 1
     for flip_y, flip_x, transpose in _DIHEDRAL[1:]:
         if not _invertible(offsets, flip_y, flip_x, transpose):
             continue
-        x = _transform(raw, flip_y, flip_x, transpose)
-        y = predict_array(np.ascontiguousarray(x), model, factor, precision)
+        y = predict_array(np.ascontiguousarray(_transform(x0, flip_y, flip_x, transpose)), model, factor, precision)
         total += untransform(y, offsets, flip_y, flip_x, transpose, fallback=base)
         n += 1
-    return (total / n).astype(np.float32)
+    total /= n
+    return total[(slice(None),) + tuple(slice(0, s) for s in raw.shape)]
 
 
 #: (flip y, flip x, transpose y-x) of the 8 in-plane symmetries; the identity first.
@@ -286,6 +292,10 @@ def _predict(run, task, output, *, model_dir, input, block_shape_vx, context_vx,
     factor = Coordinate(model.factor)
     block = Coordinate(block_shape_vx).min(src.spatial_shape.ceil_div(factor) * factor)
     block = block.ceil_div(factor) * factor
+    # blocks start at multiples of the network's factor (so every block sees the same pooling grid);
+    # where one block covers an axis it is the volume's length there, whatever the factor, so that
+    # it equals the output's chunk (a chunk never exceeds the array)
+    block = Coordinate(tuple(min(b, n) for b, n in zip(block, src.spatial_shape)))
     if task == "affinities":
         channels, dtype = len(meta["offsets"]), np.uint8
         attrs = {"offsets": meta["offsets"]}
