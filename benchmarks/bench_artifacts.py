@@ -5,7 +5,9 @@ Each volume is the ``demo`` preset (32 x 256 x 256, no misalignment) with missin
 damaged sections added; the shipped network segments it and
 :func:`connectomix.evaluate.section_continuity` counts the neurons that stay one
 segment. As a control, the same neurons are scored across the same sections of the
-volume without artifacts (same seed), which shows what the sections cost.
+volume without artifacts (same seed), which shows what the sections cost; and across
+every section of those clean volumes, by the neurite's cross-section (thin ones break
+most).
 
     .venv/bin/python benchmarks/bench_artifacts.py [--seeds 0 1 2] [--missing 2] [--damaged 2]
 """
@@ -43,7 +45,34 @@ def one(out: Path, seed: int, missing: int, damaged: int) -> dict:
         cd = section_continuity(seg, gt, list(strips), strips=strips)
         res[f"{name}_missing"] = (cm.n_kept, cm.n_crossing)
         res[f"{name}_damaged"] = (cd.n_kept, cd.n_crossing)
+        if name == "clean":
+            res["by_size"] = crossings_by_size(seg, gt)
     return res
+
+
+SIZE_BINS = (50, 150, 400, 1000, 3000, np.inf)
+
+
+def crossings_by_size(seg, gt, min_voxels: int = 50):
+    """(cross-section in voxels, kept) for every true neuron crossing every inner section.
+
+    As :func:`~connectomix.evaluate.section_continuity` counts: a neuron with at least
+    ``min_voxels`` voxels in sections z - 1 and z + 1 is kept when the segment holding
+    most of them is the same on both sides; its size is the mean of the two counts.
+    """
+    rows = []
+    for z in range(1, gt.shape[0] - 1):
+        below, above = gt[z - 1].ravel(), gt[z + 1].ravel()
+        sb, sa = seg[z - 1].ravel().astype(np.int64), seg[z + 1].ravel().astype(np.int64)
+        for i in np.intersect1d(np.unique(below), np.unique(above)):
+            if i == 0:
+                continue
+            mb, ma = below == i, above == i
+            if mb.sum() < min_voxels or ma.sum() < min_voxels:
+                continue
+            kept = np.bincount(sb[mb]).argmax() == np.bincount(sa[ma]).argmax()
+            rows.append(((mb.sum() + ma.sum()) / 2, bool(kept)))
+    return rows
 
 
 def main():
@@ -72,6 +101,13 @@ def main():
         a, c = tot[("artifacts", kind)], tot[("clean", kind)]
         print(f"across {kind} sections: {a[0] / max(1, a[1]):.1%} of {a[1]} crossings stay one segment "
               f"(clean volume, same sections: {c[0] / max(1, c[1]):.1%}); target >= 90 %")
+    sizes = np.array([r for row in rows for r in row["by_size"]], float).reshape(-1, 2)
+    print(f"across every inner section of the clean volumes: {sizes[:, 1].mean():.1%} of {len(sizes)} crossings "
+          "stay one segment; by the neurite's cross-section (voxels per section):")
+    for lo, hi in zip(SIZE_BINS[:-1], SIZE_BINS[1:]):
+        m = (sizes[:, 0] >= lo) & (sizes[:, 0] < hi)
+        if m.any():
+            print(f"  {lo:>5.0f} - {hi:<5.0f}: {sizes[m, 1].mean():.1%} of {int(m.sum())}")
 
 
 if __name__ == "__main__":
