@@ -216,7 +216,7 @@ def segment(
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Agglomeration threshold (mean affinity); default 0.4, chosen for the shipped model."),
     predict: bool = typer.Option(True, "--predict/--no-predict", help="Predict affinities first, or use the run's."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda for the prediction."),
-    tta: bool = typer.Option(False, "--tta", help="Average the affinities over the 8 in-plane flips and transposes (8x the prediction time; about 3 % lower VOI)."),
+    tta: bool = typer.Option(False, "--tta", help="Average the affinities over the 8 in-plane flips and transposes (8x the prediction time; 3-5 % lower VOI)."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (default: local)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Local Dask workers."),
 ):

@@ -73,7 +73,7 @@ def predict_array_tta(raw: np.ndarray, model, factor, offsets, precision: str | 
     Each transformed prediction is mapped back to the original frame (:func:`untransform`)
     before averaging; where a flipped prediction has no value for an affinity (its
     partner voxel lies outside the array), the plain prediction stands in. 8x the
-    computation; on the validation volumes 4 flips lowered VOI by about 3 % (README).
+    computation; validation VOI 2.13 -> 2.06 bits with the shipped network (README).
     """
     # padded to whole pooling cells first (y and x alike, so that transposes line up): a flip then
     # moves no partial cell to the start, and a block sees the same grid whatever its shape
@@ -143,13 +143,13 @@ def untransform(aff: np.ndarray, offsets, flip_y: bool, flip_x: bool, transpose:
         a = a[:, :, ::-1]
     if flip_x:
         a = a[:, :, :, ::-1]
+    from ..segment._affinities import _shifted_pair
+
     out = np.array(fallback, dtype=np.float32, copy=True)
     for c, off in enumerate(offsets):
-        shift = [0, int(off[1]) if flip_y else 0, int(off[2]) if flip_x else 0]
-        n = a.shape[1:]
-        src = tuple(slice(max(0, k), m + min(0, k)) for k, m in zip(shift, n))  # v + shift
-        dst = tuple(slice(max(0, -k), m - max(0, k)) for k, m in zip(shift, n))  # v
-        out[c][dst] = a[c][src]
+        here, there = _shifted_pair(a.shape[1:], (0, int(off[1]) if flip_y else 0, int(off[2]) if flip_x else 0))
+        if here is not None:
+            out[c][here] = a[c][there]
     return out
 
 
@@ -233,11 +233,13 @@ def predict_block(block: Block, inputs, *, model_dir: str | None, device: str = 
 
 def _cut_at_nodata(aff: np.ndarray, nodata: np.ndarray, offsets) -> None:
     """Set to 0 (in place) every affinity between two voxels of which one shows no data."""
+    from ..segment._affinities import _shifted_pair
+
     for c, off in enumerate(offsets):
         other = np.zeros_like(nodata)  # other[v] = nodata[v + off], False beyond the array
-        src = tuple(slice(max(0, k), n + min(0, k)) for k, n in zip(off, nodata.shape))
-        dst = tuple(slice(max(0, -k), n - max(0, k)) for k, n in zip(off, nodata.shape))
-        other[dst] = nodata[src]
+        here, there = _shifted_pair(nodata.shape, off)
+        if here is not None:
+            other[here] = nodata[there]
         aff[c][nodata | other] = 0
 
 
