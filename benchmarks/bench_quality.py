@@ -14,7 +14,7 @@ band along every in-plane boundary), and the best agglomeration of its fragments
 (`connectomix.evaluate.oracle_agglomeration`), with and without that band.
 
     .venv/bin/python benchmarks/bench_quality.py [--seeds 0 1 2 3 4] [--hard] [--voxel-size 30 6 6]
-                                                 [--out /tmp/bench-quality]
+                                                 [--tta] [--out /tmp/bench-quality]
 """
 
 import argparse
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 
-def one(out: Path, preset: str, seed: int, voxel_size=None, align: bool = False) -> dict:
+def one(out: Path, preset: str, seed: int, voxel_size=None, align: bool = False, tta: bool = False) -> dict:
     from connectomix import pipeline
     from connectomix.config import ClusterConfig
     from connectomix.synth import synthesize
@@ -44,7 +44,7 @@ def one(out: Path, preset: str, seed: int, voxel_size=None, align: bool = False)
         align_stage(out, say=lambda m: None)
         t["align"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    pipeline.segment_stage(out, cluster=cl, say=lambda m: None)
+    pipeline.segment_stage(out, cluster=cl, say=lambda m: None, tta=tta)
     t["segment"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     pipeline.synapses_pipeline_stage(out, cluster=cl, say=lambda m: None)
@@ -134,16 +134,18 @@ def main():
     p.add_argument("--voxel-size", type=int, nargs=3, metavar=("Z", "Y", "X"),
                    help="also the demo volume (seed 0) at the model's voxel size and at this one "
                         "(resampled to the model's by `segment`): generalisation to another resolution")
+    p.add_argument("--tta", action="store_true",
+                   help="segment with test-time augmentation (`connectomix segment --tta`: 8 in-plane symmetries)")
     p.add_argument("--out", default="/tmp/bench-quality")
     args = p.parse_args()
     from connectomix.synth import eval_settings_hash
 
-    rows = [one(Path(args.out) / f"eval{s}", "eval", s) for s in args.seeds]
+    rows = [one(Path(args.out) / f"eval{s}", "eval", s, tta=args.tta) for s in args.seeds]
     if args.hard:
-        rows.append(one(Path(args.out) / "hard0", "hard", 0, align=True))
+        rows.append(one(Path(args.out) / "hard0", "hard", 0, align=True, tta=args.tta))
     if args.voxel_size:
-        rows.append(one(Path(args.out) / "demo0", "demo", 0))
-        rows.append(one(Path(args.out) / "demo0-resampled", "demo", 0, voxel_size=tuple(args.voxel_size)))
+        rows.append(one(Path(args.out) / "demo0", "demo", 0, tta=args.tta))
+        rows.append(one(Path(args.out) / "demo0-resampled", "demo", 0, voxel_size=tuple(args.voxel_size), tta=args.tta))
     print(f"eval set hash {eval_settings_hash()}")
     cols = ["preset", "seed", "voi_split", "voi_merge", "voi", "rand_error", "baseline_voi", "synapse_f1",
             "synapse_precision", "synapse_recall", "edge_f1", "naive_synapse_f1", "naive_edge_f1", "s_segment",

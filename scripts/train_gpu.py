@@ -52,6 +52,7 @@ def _trainer(task, vols, val, out, args):
           schedule=args.schedule, warmup=args.warmup,
           seed=0 if task == "affinities" else 1, workers=args.workers, max_seconds=args.minutes * 60,
           init="shipped" if args.init_shipped else None,
+          aux=args.aux if task == "affinities" else None, aux_weight=args.aux_weight,
           log=lambda m: print(f"[{task}] {m}", flush=True),
           data_info={"preset": "train", "train_seeds": args.seeds, "val_seeds": args.val_seeds,
                      "shape": list(args.shape), "voxel_size": args.voxel_size})
@@ -154,6 +155,9 @@ def main(argv=None):
     p.add_argument("--val-patches", type=int, default=32)
     p.add_argument("--init-shipped", action="store_true", help="start from the shipped weights (fresh optimiser)")
     p.add_argument("--skip-throughput", action="store_true", help="no forward-pass timing at the end")
+    p.add_argument("--aux", choices=("lsd",), default=None,
+                   help="auxiliary target of the affinity network: local shape descriptors (10 more outputs)")
+    p.add_argument("--aux-weight", type=float, default=1.0, help="weight of the auxiliary loss")
     p.add_argument("--memory-format", choices=("auto", "contiguous", "channels_last"), default="contiguous",
                    help="activations' memory layout in training; auto times both first and takes the faster")
     p.add_argument("--deadline", type=float, default=None,

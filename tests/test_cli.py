@@ -84,6 +84,8 @@ def test_progress_bar_on_a_terminal_only(small_run):
         (["train", "--out", "{tmp}/m", "--task", "defects", "--patch", "3", "256", "256"], "too small for --patch"),
         (["train", "--out", "{tmp}/m", "--task", "membranes"], "--task must be one of"),
         (["train", "--out", "{tmp}/m", "--schedule", "linear"], "--schedule must be constant or cosine"),
+        (["train", "--out", "{tmp}/m", "--aux", "sdf"], "--aux must be lsd"),
+        (["train", "--out", "{tmp}/m", "--task", "synapses", "--aux", "lsd"], "--aux must be lsd, for --task affinities"),
     ],
 )
 def test_bad_input_gives_one_clear_line(small_run, tmp_path, args, match):

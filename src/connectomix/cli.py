@@ -521,6 +521,8 @@ def train(
     init: Optional[str] = typer.Option(None, "--init", help="Start from a model directory or 'shipped' (new OUT only)."),
     schedule: str = typer.Option("constant", "--schedule", help="Learning rate over this call: constant or cosine "
                                  "(decays to lr/50 by --iterations or --max-minutes)."),
+    aux: Optional[str] = typer.Option(None, "--aux", help="Auxiliary target of the affinity network: lsd (local "
+                                      "shape descriptors, 10 more outputs; inference reads the affinities only)."),
 ):
     """Train the affinity, synapse or defect U-Net on synthetic volumes (resumable; checkpoints and loss curve in OUT)."""
     from .errors import ConfigError
@@ -530,6 +532,8 @@ def train(
         raise ConfigError(f"--task must be one of {', '.join(TASKS)}, got {task!r}")
     if schedule not in ("constant", "cosine"):
         raise ConfigError(f"--schedule must be constant or cosine, got {schedule!r}")
+    if aux is not None and (aux != "lsd" or task != "affinities"):
+        raise ConfigError(f"--aux must be lsd, for --task affinities (got {aux!r} for {task!r})")
     if device.startswith("cuda"):
         import torch
 
@@ -566,7 +570,7 @@ def train(
         summary = run_train(out, vols, val, iterations=iterations, device=device, patch=patch, features=features,
                             batch_size=batch_size, lr=lr, threads=threads, workers=workers, task=task, seed=seed, init=init,
                             log=say, data_info=info, max_seconds=None if max_minutes is None else max_minutes * 60,
-                            schedule=schedule)
+                            schedule=schedule, aux=aux)
     except ValueError as e:  # options that do not fit the volumes or the model in OUT
         raise ConfigError(str(e)) from None
     _say(f"model in {out}: {summary['iterations']} iterations, validation loss {summary['last_val_loss']}")

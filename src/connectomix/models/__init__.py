@@ -5,6 +5,7 @@ train               resumable training with checkpoints, validation and a loss c
 load_model          a trained model (weights only), the shipped one by default
 predict_affinities  block-wise prediction into a run's ``affinities`` array
 make_volumes        training/validation volumes from the synthetic generator
+local_shape_descriptors  the auxiliary training target ``train(aux="lsd")``
 defect_probability  damaged pixels of a section between its neighbours (defect network)
 """
 
@@ -19,7 +20,8 @@ from ._defects import (
 from ._data import TRAIN_SEEDS, VAL_SEEDS, make_synapse_volumes, make_volumes
 from ._predict import predict_affinities, predict_array, predict_synapse_array, predict_synapses
 from ._synapse_targets import VECTOR_SCALE_NM, synapse_targets
-from ._train import TASKS, affinity_loss, load_model, synapse_loss, train
+from ._lsd import LSD_CHANNELS, local_shape_descriptors
+from ._train import AUX_TARGETS, TASKS, affinity_loss, load_model, lsd_loss, synapse_loss, train
 from ._unet import DEFAULT_OFFSETS, UNet3D
 
 __all__ = [
@@ -28,6 +30,10 @@ __all__ = [
     "train",
     "load_model",
     "affinity_loss",
+    "lsd_loss",
+    "local_shape_descriptors",
+    "LSD_CHANNELS",
+    "AUX_TARGETS",
     "predict_affinities",
     "predict_array",
     "predict_synapses",

@@ -24,10 +24,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["train", "load_model", "affinity_loss", "synapse_loss", "TASKS"]
+__all__ = ["train", "load_model", "affinity_loss", "lsd_loss", "synapse_loss", "TASKS", "AUX_TARGETS"]
 
 #: What a network can be trained to predict.
 TASKS = ("affinities", "synapses", "defects")
+#: Auxiliary targets an affinity network can learn beside its affinities (``train(aux=...)``).
+AUX_TARGETS = ("lsd",)
 
 
 def _valid_masks(shape, offsets):
@@ -55,6 +57,19 @@ def affinity_loss(logits, target, mask):
     return loss / logits.shape[1]
 
 
+def lsd_loss(logits, target):
+    """Mean squared error of ``sigmoid(logits)`` against local shape descriptors.
+
+    Averaged over the descriptor channels and the voxels that have descriptors (those
+    whose size channel, the last, is above 0: labelled voxels).
+    """
+    import torch
+
+    fg = (target[:, -1:] > 0).to(torch.float32)
+    err = (torch.sigmoid(logits.float()) - target) ** 2 * fg
+    return err.sum() / (fg.sum().clamp(min=1) * target.shape[1])
+
+
 def synapse_loss(logits, target):
     """Cleft and partner-vector loss of the synapse network.
 
@@ -77,13 +92,19 @@ def synapse_loss(logits, target):
 
 
 class PatchSampler:
-    """Random training patches (raw in 0..1, affinity targets) from whole volumes."""
+    """Random training patches (raw in 0..1, affinity targets) from whole volumes.
 
-    def __init__(self, volumes, patch, offsets, *, augment: bool = True):
+    ``lsd``: keyword arguments of :func:`~connectomix.models._lsd.local_shape_descriptors`
+    (``voxel_size``, ...); the target then holds the descriptors of the augmented labels
+    after the affinities.
+    """
+
+    def __init__(self, volumes, patch, offsets, *, augment: bool = True, lsd: dict | None = None):
         self.volumes = volumes
         self.patch = tuple(patch)
         self.offsets = offsets
         self.augment = augment
+        self.lsd = lsd
         self.mask = _valid_masks(self.patch, offsets)
         for raw, lab in volumes:
             if any(s < p for s, p in zip(raw.shape, self.patch)):
@@ -100,7 +121,12 @@ class PatchSampler:
         l = np.asarray(lab[sl])
         if self.augment:
             r, l = augment(r, l, rng)
-        return r, affinities_from_labels(l, self.offsets)
+        target = affinities_from_labels(l, self.offsets)
+        if self.lsd is not None:
+            from ._lsd import local_shape_descriptors
+
+            target = np.concatenate([target, local_shape_descriptors(l, **self.lsd)])
+        return r, target
 
 
 class SynapsePatchSampler:
@@ -241,6 +267,8 @@ def train(
     max_seconds: float | None = None,
     log: Callable[[str], None] = print,
     data_info: dict | None = None,
+    aux: str | None = None,
+    aux_weight: float = 1.0,
 ) -> dict:
     """Train (or continue training) the affinity U-Net into ``out_dir``.
 
@@ -281,6 +309,14 @@ def train(
     warmup : int
         Iterations of this call over which the learning rate rises linearly from
         ``lr / 100`` (a fresh optimiser on trained weights otherwise jolts them).
+    aux : {None, 'lsd'}
+        An auxiliary target for an affinity network: ``'lsd'`` adds 10 output channels
+        that learn the local shape descriptors of the labels (:mod:`._lsd`; Sheridan et
+        al. 2022), at the voxel size ``data_info["voxel_size"]`` (default 40 x 8 x 8 nm).
+        The loss is the affinity loss plus ``aux_weight`` times their mean squared
+        error; the validation loss (and the choice of ``best.pt``) stays the affinity
+        loss alone, comparable with networks without it. The shipped inference reads the
+        affinity channels only (:func:`load_model` drops the others).
 
     Returns
     -------
@@ -295,6 +331,8 @@ def train(
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
+    if aux is not None and (aux not in AUX_TARGETS or task != "affinities"):
+        raise ValueError(f"aux must be None or one of {AUX_TARGETS}, for task 'affinities' (got {aux!r} for {task!r})")
     out = Path(out_dir)  # made only once the options are known to be good
     out.mkdir(parents=True, exist_ok=True)
     if device.startswith("cuda"):
@@ -308,13 +346,24 @@ def train(
 
         model = UNet3D(1, 1, features=features, downsample=DEFECT_DOWNSAMPLE).to(device)
     else:
-        model = UNet3D(1, len(offsets) if task == "affinities" else 4, features=features).to(device)
+        from ._lsd import LSD_CHANNELS
+
+        n_out = len(offsets) + (LSD_CHANNELS if aux == "lsd" else 0) if task == "affinities" else 4
+        model = UNet3D(1, n_out, features=features).to(device)
+    aux_info = None
+    if aux == "lsd":
+        from ._lsd import DEFAULT_DOWNSAMPLE, DEFAULT_SIGMA_NM, LSD_CHANNELS
+
+        aux_info = {"name": "lsd", "channels": LSD_CHANNELS, "first_channel": len(offsets), "weight": aux_weight,
+                    "sigma_nm": DEFAULT_SIGMA_NM, "downsample": DEFAULT_DOWNSAMPLE,
+                    "voxel_size": list((data_info or {}).get("voxel_size") or (40, 8, 8))}
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     start_it, elapsed, history = 0, 0.0, []
     ckpt_path = out / "checkpoint.pt"
     if ckpt_path.exists():
         prev = json.loads((out / "model.json").read_text()) if (out / "model.json").exists() else {}
-        if prev and (prev.get("task", "affinities") != task or prev.get("config", model.config) != model.config):
+        if prev and (prev.get("task", "affinities") != task or prev.get("config", model.config) != model.config
+                     or prev.get("aux") != aux_info):
             raise ValueError(f"{out} holds a {prev.get('task', 'affinities')} model {prev.get('config')}; it cannot "
                              f"be resumed as a {task} model {model.config} (another --out, or the same options)")
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
@@ -328,26 +377,53 @@ def train(
     elif init is not None:
         from ._unet import widen
 
-        start_model, start_meta = load_model(None if init == "shipped" else init, device="cpu", task=task)
-        narrower = {**start_meta["config"], "features": model.config["features"]} == model.config and \
-            start_meta["config"]["features"] < model.config["features"]
-        if start_meta["config"] != model.config and not narrower:
+        start_model, start_meta = load_model(None if init == "shipped" else init, device="cpu", task=task,
+                                             keep_aux=True)
+        like = {**start_meta["config"], "features": model.config["features"],
+                "out_channels": model.config["out_channels"]}
+        narrower = start_meta["config"]["features"] < model.config["features"]
+        if like != model.config or start_meta["config"]["features"] > model.config["features"]:
             raise ValueError(f"cannot start from {init}: its architecture {start_meta['config']} differs "
                              f"from {model.config}, and only a narrower, otherwise identical network can be widened")
+        if [list(o) for o in start_meta.get("offsets") or []] != offsets:
+            raise ValueError(f"cannot start from {init}: it predicts offsets {start_meta.get('offsets')}, not {offsets}")
+        if start_meta["config"]["out_channels"] != model.config["out_channels"] and start_meta.get("aux") and aux:
+            raise ValueError(f"cannot start from {init}: its auxiliary target {start_meta['aux']} is not {aux_info}")
         # a narrower network is widened first, computing the same function (see widen)
-        model.load_state_dict(widen(start_model, model.config["features"], seed=seed).state_dict())
+        if narrower:
+            start_model = widen(start_model, model.config["features"], seed=seed)
+        # the output channels both have (the affinities; the auxiliary ones too if both learn them) keep
+        # their weights; channels the start lacks keep this model's fresh initialisation
+        state = model.state_dict()
+        for name, w in start_model.state_dict().items():
+            if name.startswith("head.") and w.shape[0] != state[name].shape[0]:
+                n = min(w.shape[0], state[name].shape[0], len(offsets))
+                state[name][:n] = w[:n]
+            else:
+                state[name] = w
+        model.load_state_dict(state)
         start_it = int(start_meta.get("iterations", 0))
         # validated below on this run's validation patches, so best.pt compares like with like
         history = [{"iteration": start_it, "loss": float("nan"), "val_loss": None, "seconds": 0.0}]
         how = f", widened from {start_meta['config']['features']} to {features} features" if narrower else ""
         log(f"starting from the weights in {init} (iteration {start_it}{how}, fresh optimiser)")
+    val_loss_fn = None
     if task == "affinities":
-        sampler = PatchSampler(volumes, patch, offsets)
-        val_sampler = PatchSampler(val_volumes, patch, offsets, augment=False)
+        lsd = None if aux_info is None else {"voxel_size": tuple(aux_info["voxel_size"]),
+                                             "sigma_nm": aux_info["sigma_nm"], "downsample": aux_info["downsample"]}
+        sampler = PatchSampler(volumes, patch, offsets, lsd=lsd)
+        val_sampler = PatchSampler(val_volumes, patch, offsets, augment=False, lsd=lsd)
         mask = torch.from_numpy(sampler.mask[None]).to(device)
+        n_aff = len(offsets)
+
+        def val_loss_fn(logits, y):
+            return affinity_loss(logits[:, :n_aff], y[:, :n_aff], mask.expand_as(y[:, :n_aff]))
 
         def loss_fn(logits, y):
-            return affinity_loss(logits, y, mask.expand_as(y))
+            loss = val_loss_fn(logits, y)
+            if aux_info is not None:
+                loss = loss + aux_weight * lsd_loss(logits[:, n_aff:], y[:, n_aff:])
+            return loss
     elif task == "synapses":
         sampler = SynapsePatchSampler(volumes, patch)
         val_sampler = SynapsePatchSampler(val_volumes, patch, augment=False)
@@ -377,7 +453,7 @@ def train(
                 y = torch.from_numpy(a[None]).to(device)
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
                     logits = model(x)
-                losses.append(float(loss_fn(logits, y)))
+                losses.append(float((val_loss_fn or loss_fn)(logits, y)))
         model.train()
         return float(np.mean(losses))
 
@@ -414,6 +490,8 @@ def train(
             "data": data_info or {},
             "voxel_size": (data_info or {}).get("voxel_size"),
         }
+        if aux_info is not None:
+            summary["aux"] = aux_info
         (out / "model.json").write_text(json.dumps(summary, indent=2))
         _write_log(out, history)
         return summary
@@ -501,12 +579,14 @@ def _write_log(out: Path, history) -> None:
     plt.close(fig)
 
 
-def load_model(model_dir=None, *, device: str = "cpu", task: str | None = None):
+def load_model(model_dir=None, *, device: str = "cpu", task: str | None = None, keep_aux: bool = False):
     """Load a trained U-Net (weights only, never arbitrary pickles) and its metadata.
 
     ``model_dir=None`` loads the model that ships with connectomix for ``task``
     (``"affinities"`` by default, ``"synapses"`` or ``"defects"``). A model trained for
-    another task than the one asked for is refused.
+    another task than the one asked for is refused. A network trained with an auxiliary
+    target (``train(aux=...)``) comes back predicting its affinities only, unless
+    ``keep_aux`` (to continue training it).
     """
     import torch
 
@@ -542,5 +622,24 @@ def load_model(model_dir=None, *, device: str = "cpu", task: str | None = None):
     except (RuntimeError, AttributeError, TypeError) as e:
         first = str(e).strip().splitlines()[0]
         raise ModelError(f"{d / 'model.pt'} does not fit the architecture in {meta_path}: {first}") from None
+    if meta.get("aux") and not keep_aux:
+        _drop_aux_channels(model, len(meta.get("offsets") or []))
     model.eval()
     return model.to(device), meta
+
+
+def _drop_aux_channels(model, n: int) -> None:
+    """Keep the first ``n`` output channels of ``model`` (its affinities): the head is a 1x1x1 convolution."""
+    import torch
+
+    if not 0 < n < model.head.out_channels:
+        from ..errors import ModelError
+
+        raise ModelError(f"a model with auxiliary outputs must list its {model.head.out_channels} channels' "
+                         f"affinity offsets first; it lists {n}")
+    head = torch.nn.Conv3d(model.head.in_channels, n, 1)
+    with torch.no_grad():
+        head.weight.copy_(model.head.weight[:n])
+        head.bias.copy_(model.head.bias[:n])
+    model.head = head
+    model.config["out_channels"] = n
