@@ -31,6 +31,7 @@ connectomix's settings were chosen; ``--preset eval --seeds 0 1 2 3 4`` scores c
 (the first ``--shape`` voxels) of the frozen eval set instead, on which nothing was chosen.
 
     .venv/bin/python benchmarks/bench_agglomeration.py [--preset train] [--seeds 900 901 902 903]
+                                                       [--model DIR] [--methods 'connectomix (xy)' ...]
 """
 
 from __future__ import annotations
@@ -43,10 +44,10 @@ import numpy as np
 from bench_segment import _quiet, mwatershed_seg
 
 
-def volumes(preset: str, seeds, shape):
+def volumes(preset: str, seeds, shape, model_dir=None):
     from connectomix.models import load_model, make_volumes, predict_array
 
-    model, _ = load_model()
+    model, _ = load_model(model_dir)
     crop = tuple(slice(0, n) for n in shape)
     if preset == "eval":  # frozen at its own shape: generate that, score a crop of it
         from connectomix.synth import resolve_settings
@@ -108,6 +109,10 @@ def main():
     p.add_argument("--preset", default="train")
     p.add_argument("--seeds", type=int, nargs="+", default=[900, 901, 902, 903])
     p.add_argument("--shape", type=int, nargs=3, default=[32, 256, 256])
+    p.add_argument("--model", default=None, help="a model directory to score instead of the shipped network "
+                   "(e.g. one trained with --aux lsd, before shipping it)")
+    p.add_argument("--methods", nargs="+", default=None,
+                   help="a subset of the methods, e.g. 'connectomix (xy)' 'oracle (xy)'")
     args = p.parse_args()
     thresholds = [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6]
     methods = {
@@ -118,6 +123,11 @@ def main():
         "mwatershed": lambda a: mwatershed_all(a, [0.3, 0.4, 0.5, 0.6, 0.7]),
         "oracle (xy)": None,  # needs the truth: see below
     }
+    if args.methods:
+        unknown = set(args.methods) - set(methods)
+        if unknown:
+            p.error(f"unknown methods {sorted(unknown)}; choose from {list(methods)}")
+        methods = {k: v for k, v in methods.items() if k in args.methods}
     # timing: one parameter per method, the same for all (waterz computes all its
     # thresholds in one pass, so the sweep's time would flatter it)
     timed = {
@@ -129,7 +139,7 @@ def main():
     }
     scores: dict = {}  # (method, parameter) -> list of (split, merge, arand)
     secs: dict = {}
-    for seed, gt, aff in volumes(args.preset, args.seeds, args.shape):
+    for seed, gt, aff in volumes(args.preset, args.seeds, args.shape, args.model):
         for name, fn in methods.items():
             if fn is None:
                 seg = singletons(oracle_xy(aff, gt))
