@@ -73,6 +73,7 @@ def test_descriptors_describe_the_shape_around_a_voxel():
 @pytest.mark.parametrize("transpose", [False, True])
 def test_descriptors_of_flipped_or_transposed_labels_follow_from_the_originals(flips, transpose):
     lab = blobs((8, 48, 48), n=7, seed=5).astype(np.uint32)
+    lab[:, 20:26] = 0  # a band without objects stays without descriptors
     d = local_shape_descriptors(lab, VS, downsample=1)
     moved = lab
     for axis, on in enumerate(flips):
@@ -83,7 +84,7 @@ def test_descriptors_of_flipped_or_transposed_labels_follow_from_the_originals(f
     # the labels' voxel size is the same along y and x, so the transpose keeps it
     expect = local_shape_descriptors(np.ascontiguousarray(moved), VS, downsample=1)
     got = transform_lsd(d, flip_z=flips[0], flip_y=flips[1], flip_x=flips[2], transpose=transpose)
-    np.testing.assert_allclose(got, expect, atol=1e-5)
+    np.testing.assert_allclose(got, expect, atol=1e-4)  # float32 filters, summed in another order
 
 
 def test_moments_on_a_coarser_grid_stay_close_to_full_resolution():
@@ -145,3 +146,52 @@ def test_training_with_descriptors_keeps_the_affinities_apart(tmp_path):
         train(tmp_path / "x", vols, val, iterations=2, patch=(8, 32, 32), features=4, log=lambda m: None, aux="sdf")
     assert not (tmp_path / "x").exists()
     del torch
+
+
+def test_augmentation_carries_descriptors_through_flips_and_drops_them_where_labels_moved():
+    from connectomix.models._augment import augment
+
+    lab = blobs((8, 48, 48), n=9, seed=7).astype(np.uint32)
+    raw = np.random.default_rng(1).random(lab.shape).astype(np.float32)
+    d = local_shape_descriptors(lab, VS, downsample=1)
+    kept = dropped = 0
+    for seed in range(12):
+        r1, l1 = augment(raw, lab, np.random.default_rng(seed))
+        r2, l2, d2 = augment(raw, lab, np.random.default_rng(seed), lsd=d)
+        # the same random draws either way
+        np.testing.assert_array_equal(r1, r2)
+        np.testing.assert_array_equal(l1, l2)
+        if d2 is None:
+            dropped += 1
+        else:
+            kept += 1
+            np.testing.assert_allclose(d2, local_shape_descriptors(l2, VS, downsample=1), atol=1e-4)
+    assert kept and dropped
+
+
+def test_training_patches_hold_affinities_then_descriptors():
+    from connectomix.models import DEFAULT_OFFSETS
+    from connectomix.models._train import PatchSampler
+
+    vols = [_toy_data(0), _toy_data(1)]
+    off = [list(o) for o in DEFAULT_OFFSETS]
+    lsd = {"voxel_size": VS, "downsample": 2}
+    s = PatchSampler(vols, (8, 32, 32), off, lsd=lsd)
+    pooled = PatchSampler(vols, (8, 32, 32), off, lsd=lsd, workers=2)
+    for a, b in zip(s.lsd_volumes, pooled.lsd_volumes):
+        np.testing.assert_array_equal(a, b)
+    assert s.lsd_volumes[0].dtype == np.float16 and s.lsd_volumes[0].shape == (10,) + vols[0][1].shape
+    rng = np.random.default_rng(3)
+    for _ in range(6):
+        r, t = s.sample(rng)
+        assert r.shape == (8, 32, 32) and t.shape == (len(off) + 10, 8, 32, 32)
+        assert t.min() >= 0 and t.max() <= 1
+    # without augmentation a patch's descriptors are the volume's, cut out (the sampler's draws, repeated)
+    plain = PatchSampler(vols, (8, 32, 32), off, lsd=lsd, augment=False)
+    r, t = plain.sample(np.random.default_rng(4))
+    rng = np.random.default_rng(4)
+    k = int(rng.integers(2))
+    sl = tuple(slice(c, c + p) for c, p in zip((rng.integers(0, n - p + 1) for n, p in
+                                                   zip(vols[k][0].shape, (8, 32, 32))), (8, 32, 32)))
+    np.testing.assert_array_equal(r, vols[k][0][sl] / np.float32(255.0))
+    np.testing.assert_array_equal(t[len(off):], plain.lsd_volumes[k][(slice(None),) + sl].astype(np.float32))

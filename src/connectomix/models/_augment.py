@@ -12,16 +12,22 @@ from scipy import ndimage
 __all__ = ["augment"]
 
 
-def _flip_transpose(raw, lab, rng):
+def _flip_transpose(raw, lab, rng, lsd=None):
+    from ._lsd import flip_lsd, transpose_lsd
+
     if rng.random() < 0.5:
         raw, lab = raw[:, ::-1], lab[:, ::-1]
+        lsd = None if lsd is None else flip_lsd(lsd, 1)
     if rng.random() < 0.5:
         raw, lab = raw[:, :, ::-1], lab[:, :, ::-1]
+        lsd = None if lsd is None else flip_lsd(lsd, 2)
     if rng.random() < 0.5:
         raw, lab = raw.transpose(0, 2, 1), lab.transpose(0, 2, 1)
+        lsd = None if lsd is None else transpose_lsd(lsd)
     if rng.random() < 0.5:
         raw, lab = raw[::-1], lab[::-1]
-    return raw, lab
+        lsd = None if lsd is None else flip_lsd(lsd, 0)
+    return raw, lab, lsd
 
 
 def _intensity(raw, rng):
@@ -81,13 +87,23 @@ def _elastic(raw, lab, rng, amplitude=3.0, spacing=24):
     return raw_out.astype(np.float32), lab_out
 
 
-def augment(raw: np.ndarray, labels: np.ndarray, rng: np.random.Generator):
-    """Apply a random mix of augmentations; returns (raw, labels), both contiguous."""
-    raw, labels = _flip_transpose(raw, labels, rng)
+def augment(raw: np.ndarray, labels: np.ndarray, rng: np.random.Generator, *, lsd: np.ndarray | None = None):
+    """Apply a random mix of augmentations; returns (raw, labels), both contiguous.
+
+    With ``lsd`` (the local shape descriptors of ``labels``, (10, Z, Y, X)), returns
+    ``(raw, labels, lsd)``: the descriptors follow the flips and transposes exactly, and
+    are ``None`` where an elastic deformation or a section slip moved the labels (the
+    caller computes them again from the labels). The random draws are the same either way.
+    """
+    raw, labels, lsd = _flip_transpose(raw, labels, rng, lsd)
     raw, labels = np.ascontiguousarray(raw, np.float32), np.ascontiguousarray(labels)
+    before = labels
     raw, labels = _elastic(raw, labels, rng)
     raw, labels = _misalign(raw, labels, rng)
     raw = _intensity(raw, rng)
     raw = _noise_blur(raw, rng)
     raw = _missing_and_damaged(raw.copy(), rng)
-    return np.ascontiguousarray(raw, np.float32), np.ascontiguousarray(labels)
+    raw, labels = np.ascontiguousarray(raw, np.float32), np.ascontiguousarray(labels)
+    if lsd is None:
+        return raw, labels
+    return raw, labels, (np.ascontiguousarray(lsd) if labels is before else None)

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["local_shape_descriptors", "LSD_CHANNELS", "DEFAULT_SIGMA_NM", "DEFAULT_DOWNSAMPLE", "transform_lsd"]
+__all__ = ["local_shape_descriptors", "LSD_CHANNELS", "DEFAULT_SIGMA_NM", "DEFAULT_DOWNSAMPLE", "flip_lsd", "transpose_lsd",
+           "transform_lsd"]
 
 #: Number of descriptor channels.
 LSD_CHANNELS = 10
@@ -167,24 +168,36 @@ def _bilinear(pos, shape):
     return corners, weights
 
 
+def flip_lsd(lsd: np.ndarray, axis: int) -> np.ndarray:
+    """Descriptors of the labels flipped along ``axis`` (0, 1, 2 = z, y, x), from theirs.
+
+    The array is reversed along the axis, and the offset along it and the correlations
+    that involve it change sign (``v -> 1 - v`` on labelled voxels; no object stays 0).
+    """
+    d = np.flip(lsd, axis + 1).copy()
+    obj = d[9] > 0
+    d[axis][obj] = 1.0 - d[axis][obj]
+    for c, pair in enumerate(_PAIRS):
+        if axis in pair:
+            d[6 + c][obj] = 1.0 - d[6 + c][obj]
+    return d
+
+
+def transpose_lsd(lsd: np.ndarray) -> np.ndarray:
+    """Descriptors of the labels transposed in-plane (``labels.transpose(0, 2, 1)``): y and x swap."""
+    return lsd.transpose(0, 1, 3, 2)[[0, 2, 1, 3, 5, 4, 7, 6, 8, 9]]
+
+
 def transform_lsd(lsd: np.ndarray, *, flip_z: bool = False, flip_y: bool = False, flip_x: bool = False,
                   transpose: bool = False) -> np.ndarray:
-    """Descriptors of the flipped / y-x transposed labels, from those of the labels.
+    """Descriptors of the flipped, then y-x transposed labels, from those of the labels.
 
-    Flips reverse the array and the sign of the offsets and correlations that involve
-    the flipped axis; the transpose (applied after the flips, as ``labels.transpose(0, 2, 1)``)
-    swaps the y and x channels. Checked against descriptors computed on the transformed
-    labels in the tests.
+    Checked against descriptors computed on the transformed labels in the tests.
     """
-    d = np.array(lsd, copy=True)
+    d = np.asarray(lsd)
     for axis, on in enumerate((flip_z, flip_y, flip_x)):
-        if not on:
-            continue
-        d = np.flip(d, axis + 1)
-        d[axis] = 1.0 - d[axis]
-        for c, pair in enumerate(_PAIRS):
-            if axis in pair:
-                d[6 + c] = 1.0 - d[6 + c]
+        if on:
+            d = flip_lsd(d, axis)
     if transpose:
-        d = d.transpose(0, 1, 3, 2)[[0, 2, 1, 3, 5, 4, 7, 6, 8, 9]]
+        d = transpose_lsd(d)
     return np.ascontiguousarray(d)
