@@ -331,7 +331,8 @@ def train(
         Keep weights and activations in channels-last memory (NDHWC), which cuDNN's
         bfloat16 kernels may run faster; the arithmetic is the same.
     max_seconds : float, optional
-        Stop (after a checkpoint) when this much wall time has passed.
+        Stop (after a checkpoint) when this much wall time has passed since the call
+        began (making the patch samplers, e.g. the descriptors of ``aux='lsd'``, included).
     schedule : {'constant', 'cosine'}
         Learning rate over this call: constant ``lr``, or a cosine decay from ``lr``
         to ``lr / 50`` over this call's iterations or ``max_seconds``, whichever
@@ -357,6 +358,7 @@ def train(
 
     from ._unet import DEFAULT_OFFSETS, UNet3D
 
+    started = time.perf_counter()  # max_seconds counts from here
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     if schedule not in ("constant", "cosine"):
@@ -537,7 +539,7 @@ def train(
     while it < iterations:
         progress = (it - first_it) / max(1, iterations - first_it)
         if max_seconds:
-            progress = max(progress, (time.perf_counter() - t0) / max_seconds)
+            progress = max(progress, (time.perf_counter() - started) / max_seconds)
         for group in opt.param_groups:
             group["lr"] = learning_rate(lr, it - first_it, progress, schedule=schedule, warmup=warmup)
         x, y = next(stream)
@@ -570,7 +572,7 @@ def train(
                 _save(model.state_dict(), out / "best.pt")
         if entry:
             history.append(entry)
-        timed_out = max_seconds is not None and time.perf_counter() - t0 > max_seconds
+        timed_out = max_seconds is not None and time.perf_counter() - started > max_seconds
         if it % checkpoint_every == 0 or it == iterations or timed_out:
             summary = checkpoint()
         if timed_out:

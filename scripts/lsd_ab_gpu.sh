@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Does the local-shape-descriptor head help the affinity network? One GPU call, two arms side by side:
+# the shipped network fine-tuned from the same weights, on the same volumes, with the same schedule and
+# the same wall time, once as it is ("plain") and once with the descriptor head ("lsd"). Each arm's
+# validation loss is the affinity loss alone, so the two logs compare directly (also at equal iterations:
+# the lsd arm's patches cost ~10x more CPU, so it runs fewer). Score both here afterwards:
+#
+#   bash scripts/lsd_ab_gpu.sh $OUT [DEADLINE_S] [more train_gpu.py options]      (on the GPU machine)
+#   .venv/bin/python benchmarks/bench_agglomeration.py --model OUT/plain/seg --methods 'connectomix (xy)'
+#   .venv/bin/python benchmarks/bench_agglomeration.py --model OUT/lsd/seg --methods 'connectomix (xy)'
+#
+# Environment: DEVICE (cuda), VOLUMES (64 training volumes, seeds from FIRST=0 of TRAIN_SEEDS),
+# PLAIN_WORKERS (4) and LSD_WORKERS (11) patch processes, GEN (8) generator processes per arm,
+# AUX_WEIGHT (1.0), PYTHON (python3). Needs cc3d on the machine (see train_gpu.py: carry its wheel, PYTHONPATH).
+set -euo pipefail
+OUT=${1:?usage: lsd_ab_gpu.sh OUT [DEADLINE_S] [train_gpu.py options]}
+DEADLINE=${2:-480}
+shift $(( $# >= 2 ? 2 : 1 ))
+cd "$(dirname "$0")/.."
+mkdir -p "$OUT"
+common=(--tasks affinities --init-shipped --features 16 --volumes "${VOLUMES:-64}" --first-volume "${FIRST:-0}"
+        --gen-workers "${GEN:-8}" --schedule cosine --warmup 300 --lr 5e-4 --memory-format channels_last
+        --deadline "$DEADLINE" --minutes 30
+        --skip-throughput --device "${DEVICE:-cuda}" "$@")
+"${PYTHON:-python3}" scripts/train_gpu.py --out "$OUT/plain" --work "${TMPDIR:-/tmp}/lsd-ab-plain" --workers "${PLAIN_WORKERS:-4}" \
+    "${common[@]}" > "$OUT/plain.log" 2>&1 &
+plain=$!
+"${PYTHON:-python3}" scripts/train_gpu.py --out "$OUT/lsd" --work "${TMPDIR:-/tmp}/lsd-ab-lsd" --workers "${LSD_WORKERS:-11}" \
+    --aux lsd --aux-weight "${AUX_WEIGHT:-1.0}" "${common[@]}" > "$OUT/lsd.log" 2>&1 &
+lsd=$!
+status=0
+wait $plain || status=$?
+wait $lsd || status=$?
+for arm in plain lsd; do
+    echo "== $arm"; tail -n 4 "$OUT/$arm.log"; grep -v ',,' "$OUT/$arm/seg/log.csv" | tail -n 3
+done
+exit $status
