@@ -9,7 +9,7 @@ volume without artifacts (same seed), which shows what the sections cost; and ac
 every section of those clean volumes, by the neurite's cross-section (thin ones break
 most).
 
-    .venv/bin/python benchmarks/bench_artifacts.py [--seeds 0 1 2] [--missing 2] [--damaged 2]
+    .venv/bin/python benchmarks/bench_artifacts.py [--seeds 0 1 2] [--missing 2] [--damaged 2] [--tta]
 """
 
 import argparse
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 
-def one(out: Path, seed: int, missing: int, damaged: int) -> dict:
+def one(out: Path, seed: int, missing: int, damaged: int, tta: bool = False) -> dict:
     from connectomix import pipeline
     from connectomix.config import ClusterConfig
     from connectomix.evaluate import damage_strip, section_continuity
@@ -33,7 +33,7 @@ def one(out: Path, seed: int, missing: int, damaged: int) -> dict:
         shutil.rmtree(path, ignore_errors=True)
         settings = preset_settings("demo").replace(missing_sections=m, damaged_sections=d)
         run = synthesize(path, preset="demo", seed=seed, settings=settings)
-        pipeline.segment_stage(path, cluster=cl, say=lambda msg: None)
+        pipeline.segment_stage(path, cluster=cl, say=lambda msg: None, tta=tta)
         seg, gt = run.open("segmentation").to_numpy(), run.open("gt_segmentation").to_numpy()
         if quality is None:  # score the clean volume across the artifact volume's bad sections
             quality = run.read_table("gt_section_quality")
@@ -80,9 +80,10 @@ def main():
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--missing", type=int, default=2)
     p.add_argument("--damaged", type=int, default=2)
+    p.add_argument("--tta", action="store_true", help="segment with `segment --tta` (8 in-plane symmetries)")
     p.add_argument("--out", type=Path, default=Path("/tmp/bench-artifacts"))
     args = p.parse_args()
-    rows = [one(args.out, s, args.missing, args.damaged) for s in args.seeds]
+    rows = [one(args.out, s, args.missing, args.damaged, args.tta) for s in args.seeds]
     print("seed | across missing: with artifacts / clean volume | across damaged strips: with artifacts / clean")
     tot = {}
     for r in rows:
