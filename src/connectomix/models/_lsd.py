@@ -90,15 +90,14 @@ def local_shape_descriptors(labels, voxel_size=(40.0, 8.0, 8.0), *, sigma_nm: fl
     out = np.zeros((LSD_CHANNELS,) + labels.shape, np.float32)
     if not labels.any():
         return out
-    step = np.array([1, f, f])
-    small = labels[:, ::f, ::f]  # the moments' grid: voxel i sits at full-resolution index i * step
-    sig_vx = sigma_nm / (vs * step)  # sigma in small-grid voxels
-    reach = np.ceil(truncate * sig_vx).astype(int)
-    # one compact id per object of the full-resolution labels (thin ones may miss the small grid)
     import fastremap
 
+    # one compact id per object of the full-resolution labels (thin ones may miss the small grid)
     compact, _ = fastremap.renumber(np.ascontiguousarray(labels), preserve_zero=True)
-    compact_small = compact[:, ::f, ::f]
+    step = np.array([1, f, f])
+    compact_small = compact[:, ::f, ::f]  # the moments' grid: voxel i sits at full-resolution index i * step
+    sig_vx = sigma_nm / (vs * step)  # sigma in small-grid voxels
+    reach = np.ceil(truncate * sig_vx).astype(int)
     full_boxes = ndimage.find_objects(compact)
     scale = np.array([4 * sigma_nm, sigma_nm**2])
     for k, fb in enumerate(full_boxes, start=1):
@@ -106,7 +105,7 @@ def local_shape_descriptors(labels, voxel_size=(40.0, 8.0, 8.0), *, sigma_nm: fl
             continue
         # bounding box on the small grid, grown by the filter's reach (and one cell for interpolation)
         lo = [max(0, (s.start // st) - r - 1) for s, st, r in zip(fb, step, reach)]
-        hi = [min(n, -(-s.stop // st) + r + 1) for s, st, r, n in zip(fb, step, reach, small.shape)]
+        hi = [min(n, -(-s.stop // st) + r + 1) for s, st, r, n in zip(fb, step, reach, compact_small.shape)]
         box = tuple(slice(a, b) for a, b in zip(lo, hi))
         m = (compact_small[box] == k).astype(np.float32)
         # coordinates (nm) of the small grid's voxels, centred on the box to keep float32 exact enough
