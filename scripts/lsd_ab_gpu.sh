@@ -14,24 +14,28 @@
 # AUX_WEIGHT (1.0), PYTHON (python3). Needs cc3d on the machine (see train_gpu.py: carry its wheel, PYTHONPATH).
 set -euo pipefail
 OUT=${1:?usage: lsd_ab_gpu.sh OUT [DEADLINE_S] [train_gpu.py options]}
-DEADLINE=${2:-480}
-shift $(( $# >= 2 ? 2 : 1 ))
+shift
+DEADLINE=480
+if [[ ${1-} =~ ^[0-9]+([.][0-9]+)?$ ]]; then DEADLINE=$1; shift; fi
 cd "$(dirname "$0")/.."
 mkdir -p "$OUT"
+# fresh work folders: a warm machine's old checkpoints would be resumed instead of the shipped weights
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/lsd-ab.XXXX")
 common=(--tasks affinities --init-shipped --features 16 --volumes "${VOLUMES:-64}" --first-volume "${FIRST:-0}"
         --gen-workers "${GEN:-8}" --schedule cosine --warmup 300 --lr 5e-4 --memory-format channels_last
         --deadline "$DEADLINE" --minutes 30
         --skip-throughput --device "${DEVICE:-cuda}" "$@")
-"${PYTHON:-python3}" scripts/train_gpu.py --out "$OUT/plain" --work "${TMPDIR:-/tmp}/lsd-ab-plain" --workers "${PLAIN_WORKERS:-4}" \
+"${PYTHON:-python3}" scripts/train_gpu.py --out "$OUT/plain" --work "$WORK/plain" --workers "${PLAIN_WORKERS:-4}" \
     "${common[@]}" > "$OUT/plain.log" 2>&1 &
 plain=$!
-"${PYTHON:-python3}" scripts/train_gpu.py --out "$OUT/lsd" --work "${TMPDIR:-/tmp}/lsd-ab-lsd" --workers "${LSD_WORKERS:-11}" \
+"${PYTHON:-python3}" scripts/train_gpu.py --out "$OUT/lsd" --work "$WORK/lsd" --workers "${LSD_WORKERS:-11}" \
     --aux lsd --aux-weight "${AUX_WEIGHT:-1.0}" "${common[@]}" > "$OUT/lsd.log" 2>&1 &
 lsd=$!
 status=0
 wait $plain || status=$?
 wait $lsd || status=$?
 for arm in plain lsd; do
-    echo "== $arm"; tail -n 4 "$OUT/$arm.log"; grep -v ',,' "$OUT/$arm/seg/log.csv" | tail -n 3
+    echo "== $arm"; tail -n 4 "$OUT/$arm.log" || true
+    grep -v ',,' "$OUT/$arm/seg/log.csv" 2>/dev/null | tail -n 3 || true
 done
 exit $status

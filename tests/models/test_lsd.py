@@ -148,25 +148,40 @@ def test_training_with_descriptors_keeps_the_affinities_apart(tmp_path):
     del torch
 
 
-def test_augmentation_carries_descriptors_through_flips_and_drops_them_where_labels_moved():
-    from connectomix.models._augment import augment
+def test_augmentation_carries_descriptors_with_the_labels():
+    from connectomix.models._augment import _flip_transpose, augment
 
     lab = blobs((8, 48, 48), n=9, seed=7).astype(np.uint32)
     raw = np.random.default_rng(1).random(lab.shape).astype(np.float32)
     d = local_shape_descriptors(lab, VS, downsample=1)
-    kept = dropped = 0
-    for seed in range(12):
+    # flips and transposes: exactly the descriptors of the moved labels
+    for seed in range(6):
+        _, l2, d2 = _flip_transpose(raw, lab, np.random.default_rng(seed), d)
+        np.testing.assert_allclose(d2, local_shape_descriptors(np.ascontiguousarray(l2), VS, downsample=1),
+                                   atol=1e-4)
+    # the whole augmentation: the same random draws with and without descriptors, and each voxel keeps the
+    # descriptors of the voxel its label came from (the size channel, which no flip changes, codes the label)
+    coded = d.copy()
+    coded[9] = lab / float(lab.max())
+    moved = 0
+    for seed in range(16):
         r1, l1 = augment(raw, lab, np.random.default_rng(seed))
-        r2, l2, d2 = augment(raw, lab, np.random.default_rng(seed), lsd=d)
-        # the same random draws either way
+        r2, l2, d2 = augment(raw, lab, np.random.default_rng(seed), lsd=coded)
         np.testing.assert_array_equal(r1, r2)
         np.testing.assert_array_equal(l1, l2)
-        if d2 is None:
-            dropped += 1
-        else:
-            kept += 1
-            np.testing.assert_allclose(d2, local_shape_descriptors(l2, VS, downsample=1), atol=1e-4)
-    assert kept and dropped
+        assert d2.shape == (10,) + l2.shape and d2.dtype == np.float32
+        np.testing.assert_array_equal(np.rint(d2[9] * lab.max()).astype(np.uint32), l2)
+        moved += not any(np.array_equal(l2, t) for t in _symmetries(lab))
+    assert moved  # some draws deformed or slipped the labels
+
+
+def _symmetries(lab):
+    out = []
+    for a in (lab, lab[::-1]):
+        for b in (a, a[:, ::-1]):
+            for c in (b, b[:, :, ::-1]):
+                out += [c, c.transpose(0, 2, 1)]
+    return out
 
 
 def test_training_patches_hold_affinities_then_descriptors():

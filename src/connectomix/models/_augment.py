@@ -59,7 +59,7 @@ def _missing_and_damaged(raw, rng):
     return raw
 
 
-def _misalign(raw, lab, rng, max_px=4):
+def _misalign(raw, lab, rng, max_px=4, lsd=None):
     # shift every section from k on, as a slip in the section stack would
     if rng.random() < 0.2:
         z = raw.shape[0]
@@ -69,13 +69,16 @@ def _misalign(raw, lab, rng, max_px=4):
         lab = lab.copy()
         raw[k:] = np.roll(raw[k:], (dy, dx), axis=(1, 2))
         lab[k:] = np.roll(lab[k:], (dy, dx), axis=(1, 2))
-    return raw, lab
+        if lsd is not None:
+            lsd = lsd.copy()
+            lsd[:, k:] = np.roll(lsd[:, k:], (dy, dx), axis=(2, 3))
+    return raw, lab, lsd
 
 
-def _elastic(raw, lab, rng, amplitude=3.0, spacing=24):
+def _elastic(raw, lab, rng, amplitude=3.0, spacing=24, lsd=None):
     # smooth in-plane displacement, same for every section (a deformed block)
     if rng.random() >= 0.4:
-        return raw, lab
+        return raw, lab, lsd
     z, y, x = raw.shape
     gy, gx = max(2, y // spacing + 2), max(2, x // spacing + 2)
     coarse = rng.normal(0, amplitude, (2, gy, gx))
@@ -84,26 +87,31 @@ def _elastic(raw, lab, rng, amplitude=3.0, spacing=24):
     coords = np.stack([yy + field[0], xx + field[1]])
     raw_out = np.stack([ndimage.map_coordinates(s, coords, order=1, mode="reflect") for s in raw])
     lab_out = np.stack([ndimage.map_coordinates(s, coords, order=0, mode="reflect") for s in lab])
-    return raw_out.astype(np.float32), lab_out
+    if lsd is not None:  # each voxel takes the descriptors of the voxel its label came from
+        lsd = np.stack([[ndimage.map_coordinates(s, coords, order=0, mode="reflect") for s in c] for c in lsd])
+    return raw_out.astype(np.float32), lab_out, lsd
 
 
 def augment(raw: np.ndarray, labels: np.ndarray, rng: np.random.Generator, *, lsd: np.ndarray | None = None):
     """Apply a random mix of augmentations; returns (raw, labels), both contiguous.
 
-    With ``lsd`` (the local shape descriptors of ``labels``, (10, Z, Y, X)), returns
-    ``(raw, labels, lsd)``: the descriptors follow the flips and transposes exactly, and
-    are ``None`` where an elastic deformation or a section slip moved the labels (the
-    caller computes them again from the labels). The random draws are the same either way.
+    With ``lsd`` (the local shape descriptors of ``labels``, (10, Z, Y, X), computed with
+    the context around the patch), returns ``(raw, labels, lsd)``: the descriptors follow
+    the flips and transposes exactly; an elastic deformation or a section slip moves them
+    with the labels (each voxel keeps the descriptors of the voxel its label came from),
+    so they describe the tissue before that small deformation (displacements of a few
+    pixels), an approximation that keeps every patch's target computed the same way,
+    with context. The random draws are the same with and without ``lsd``.
     """
+    carry = lsd is not None
     raw, labels, lsd = _flip_transpose(raw, labels, rng, lsd)
     raw, labels = np.ascontiguousarray(raw, np.float32), np.ascontiguousarray(labels)
-    before = labels
-    raw, labels = _elastic(raw, labels, rng)
-    raw, labels = _misalign(raw, labels, rng)
+    raw, labels, lsd = _elastic(raw, labels, rng, lsd=lsd)
+    raw, labels, lsd = _misalign(raw, labels, rng, lsd=lsd)
     raw = _intensity(raw, rng)
     raw = _noise_blur(raw, rng)
     raw = _missing_and_damaged(raw.copy(), rng)
     raw, labels = np.ascontiguousarray(raw, np.float32), np.ascontiguousarray(labels)
-    if lsd is None:
+    if not carry:
         return raw, labels
-    return raw, labels, (np.ascontiguousarray(lsd) if labels is before else None)
+    return raw, labels, np.ascontiguousarray(lsd, np.float32)

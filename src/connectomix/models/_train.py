@@ -96,10 +96,9 @@ class PatchSampler:
 
     ``lsd``: keyword arguments of :func:`~connectomix.models._lsd.local_shape_descriptors`
     (``voxel_size``, ...); the target then holds the descriptors of the augmented labels
-    after the affinities. They are computed once per volume (in ``workers`` processes)
-    and cut out with the patch, following its flips and transposes exactly; only a patch
-    that an elastic deformation or a section slip moved gets its own, from its labels
-    (about half of them; 0.17 s for a 16 x 128 x 128 patch on this project's CPU).
+    after the affinities. They are computed once per volume (in ``workers`` processes),
+    so with the context around each patch, and cut out with it; the augmentation moves
+    them with the labels (:func:`~connectomix.models._augment.augment`).
     """
 
     def __init__(self, volumes, patch, offsets, *, augment: bool = True, lsd: dict | None = None,
@@ -129,13 +128,9 @@ class PatchSampler:
             if self.augment:
                 r, l = augment(r, l, rng)
             return r, affinities_from_labels(l, self.offsets)
-        from ._lsd import local_shape_descriptors
-
         d = self.lsd_volumes[k][(slice(None),) + sl].astype(np.float32)
         if self.augment:
             r, l, d = augment(r, l, rng, lsd=d)
-            if d is None:  # the labels moved: describe them as they are now
-                d = local_shape_descriptors(l, **self.lsd)
         return r, np.concatenate([affinities_from_labels(l, self.offsets), d])
 
 
@@ -395,9 +390,10 @@ def train(
     if ckpt_path.exists():
         prev = json.loads((out / "model.json").read_text()) if (out / "model.json").exists() else {}
         if prev and (prev.get("task", "affinities") != task or prev.get("config", model.config) != model.config
-                     or prev.get("aux") != aux_info):
-            raise ValueError(f"{out} holds a {prev.get('task', 'affinities')} model {prev.get('config')}; it cannot "
-                             f"be resumed as a {task} model {model.config} (another --out, or the same options)")
+                     or _aux_identity(prev.get("aux")) != _aux_identity(aux_info)):
+            raise ValueError(f"{out} holds a {prev.get('task', 'affinities')} model {prev.get('config')} with auxiliary "
+                             f"target {prev.get('aux')}; it cannot be resumed as a {task} model {model.config} with "
+                             f"{aux_info} (another --out, or the same options)")
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
@@ -419,7 +415,7 @@ def train(
                              f"from {model.config}, and only a narrower, otherwise identical network can be widened")
         if [list(o) for o in start_meta.get("offsets") or []] != offsets:
             raise ValueError(f"cannot start from {init}: it predicts offsets {start_meta.get('offsets')}, not {offsets}")
-        if start_meta["config"]["out_channels"] != model.config["out_channels"] and start_meta.get("aux") and aux:
+        if start_meta.get("aux") and aux_info and _aux_identity(start_meta["aux"]) != _aux_identity(aux_info):
             raise ValueError(f"cannot start from {init}: its auxiliary target {start_meta['aux']} is not {aux_info}")
         # a narrower network is widened first, computing the same function (see widen)
         if narrower:
@@ -444,7 +440,7 @@ def train(
         lsd = None if aux_info is None else {"voxel_size": tuple(aux_info["voxel_size"]),
                                              "sigma_nm": aux_info["sigma_nm"], "downsample": aux_info["downsample"]}
         sampler = PatchSampler(volumes, patch, offsets, lsd=lsd, workers=workers)
-        val_sampler = PatchSampler(val_volumes, patch, offsets, augment=False, lsd=lsd, workers=workers)
+        val_sampler = PatchSampler(val_volumes, patch, offsets, augment=False)  # affinity loss only
         mask = torch.from_numpy(sampler.mask[None]).to(device)
         n_aff = len(offsets)
 
@@ -583,6 +579,11 @@ def train(
     return summary
 
 
+def _aux_identity(aux: dict | None):
+    """What makes two auxiliary targets the same target (their loss weight may differ)."""
+    return None if not aux else {k: v for k, v in aux.items() if k != "weight"}
+
+
 def _write_log(out: Path, history) -> None:
     lines = ["iteration,loss,val_loss,seconds"]
     for h in history:
@@ -656,6 +657,7 @@ def load_model(model_dir=None, *, device: str = "cpu", task: str | None = None, 
         raise ModelError(f"{d / 'model.pt'} does not fit the architecture in {meta_path}: {first}") from None
     if meta.get("aux") and not keep_aux:
         _drop_aux_channels(model, len(meta.get("offsets") or []))
+        meta["config"] = dict(model.config)
     model.eval()
     return model.to(device), meta
 
