@@ -19,9 +19,10 @@ lent accelerator, ``--deadline`` (seconds) fits the training into the call, and
 ``--memory-format auto`` times both memory layouts first and trains in the faster.
 ``--aux lsd`` adds local shape descriptors as an auxiliary target of the affinity network
 (:mod:`connectomix.models._lsd`; the validation loss stays the affinity loss, so runs
-compare); the patch workers then cost about 10x more CPU per patch, so on a 16-core
-machine the data, not the GPU, sets the pace (estimated from this project's CPU: ~15
-iterations/s of batch 8 with 15 workers, against 26.6 without). Not yet run on a GPU.
+compare); the descriptors of each training volume are computed once at the start (a
+second or two per volume, shared among ``--workers`` processes) and cut out with each
+patch, which then costs about 4x the CPU of an affinity-only patch (32 against 8 ms
+here), still within what 14 workers feed the GPU. Not yet run on a GPU.
 The generator needs ``connected-components-3d`` (cc3d): where the GPU machine lacks it,
 carry its wheel (``pip download --only-binary=:all: --python-version 3.12 ...``) and
 put it on ``PYTHONPATH``. Every run that made the shipped networks is in their model
