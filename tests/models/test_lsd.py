@@ -135,13 +135,21 @@ def test_training_with_descriptors_keeps_the_affinities_apart(tmp_path):
     np.testing.assert_array_equal(predict_array(raw, a, a.factor), predict_array(raw, b, b.factor))
     full, _ = load_model(d, keep_aux=True)
     assert full.head.out_channels == len(DEFAULT_OFFSETS) + 10
-    # it trains on: both losses fall from where the descriptor head started
+    # it trains on (resumed with another loss weight, which is allowed): the training loss (affinities +
+    # descriptors) falls from where the descriptor head started
     s = train(d, vols, val, iterations=24, patch=(8, 32, 32), features=4, validate_every=4, threads=1,
-              log=lambda m: None, aux="lsd", lr=2e-3)
+              log=lambda m: None, aux="lsd", aux_weight=0.5, lr=2e-3, data_info={"voxel_size": [40, 8, 8]})
+    assert s["iterations"] == 24 and s["aux"]["weight"] == 0.5
     loss = [float(line.split(",")[1]) for line in (d / "log.csv").read_text().splitlines()[2:]]
     assert loss[-1] < loss[0]
     with pytest.raises(ValueError, match="cannot be resumed"):  # the same directory without descriptors
         train(d, vols, val, iterations=26, patch=(8, 32, 32), features=4, threads=1, log=lambda m: None)
+    with pytest.raises(ValueError, match="cannot be resumed"):  # descriptors at another voxel size
+        train(d, vols, val, iterations=26, patch=(8, 32, 32), features=4, threads=1, log=lambda m: None,
+              aux="lsd", data_info={"voxel_size": [30, 6, 6]})
+    with pytest.raises(ValueError, match="auxiliary target"):  # starting from it with other descriptors
+        train(tmp_path / "y", vols, val, iterations=26, patch=(8, 32, 32), features=4, threads=1,
+              log=lambda m: None, aux="lsd", init=d, data_info={"voxel_size": [30, 6, 6]})
     with pytest.raises(ValueError, match="aux must be"):
         train(tmp_path / "x", vols, val, iterations=2, patch=(8, 32, 32), features=4, log=lambda m: None, aux="sdf")
     assert not (tmp_path / "x").exists()
