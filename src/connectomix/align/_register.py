@@ -16,8 +16,8 @@ accumulate along z as it would in a chain of pairwise registrations.
   sections are matched again with small patches of fine structure (no rotation between
   them any more, so many more and tighter matches); small per-section motions ``u_s``
   (the coarse model; affine when the elastic step follows) solve ``u_j - u_i = d_ij``
-  globally, each pair weighted by the inverse of its own residual variance; three passes
-  with a shrinking search range.
+  globally, each pair weighted by the inverse of its own residual variance; one pass by
+  default (``refine_search``; several passes shrink the search range).
 * **Elastic**: every section is resampled with its current map; patch NCC between
   pairs gives displacements ``d_ij`` on the mesh nodes (quality-filtered by peak NCC
   and peak ratio); node corrections ``u_s`` solve ``u_j - u_i = d_ij`` with spring
@@ -76,7 +76,14 @@ class RegisterSettings:
     patch : int
         Elastic patch size.
     search : tuple of int
-        Elastic search radius, one per iteration.
+        Elastic search radius, one per iteration. Two passes (20, 5) against the three
+        (20, 6, 4) before, on 10-section generator stacks (50 px, 1.5 deg, 8 px warps; with
+        and without 2 missing + 1 damaged sections), together with one coarse refinement
+        pass: median / 95th percentile residual 0.82 / 2.94 px against 0.85 / 3.06 px at
+        1024 px (seeds 0-1) and 0.87 / 2.66 against 0.96 / 2.77 at 2048 px (seed 0, 8
+        sections), in 74-76 % of the time; 2.35 / 9.35 against 2.18 / 9.39 at 384 px (seeds
+        0-3, where the tissue's own drift dominates). Matching every second mesh node only
+        (half the spacing of the matches) cost 0.15 px of median at 1024 px.
     stiffness : float
         Weight of the springs relative to one match (larger: smoother). With
         ``mesh_spacing`` and ``elastic_prior``: measured on generator stacks of 10 x 512 x
@@ -139,7 +146,10 @@ class RegisterSettings:
     refine_patch, refine_stride : int
         Patch size and grid stride of the coarse refinement.
     refine_search : tuple of int
-        Search radius of each coarse refinement pass; empty: no refinement.
+        Search radius of each coarse refinement pass; empty: no refinement (at 1024 px:
+        0.88 / 3.09 px against 0.85 / 2.99 with one pass; a second and third pass, (16, 6, 3),
+        moved the median by < 0.01 px and the 95th percentile to 3.06 px, for 0.25 s more per
+        section).
     refine_band : (float, float)
         Band-pass of the coarse refinement (fine structure: membranes, organelles).
     refine_max_px : int
@@ -161,7 +171,7 @@ class RegisterSettings:
     coarse_max_px: int = 1024
     mesh_spacing: int = 32
     patch: int = 64
-    search: tuple = (20, 6, 4)
+    search: tuple = (20, 5)
     stiffness: float = 4.0
     elastic_prior: float = 0.05
     elastic_band: tuple = (1.0, 12.0)
@@ -182,7 +192,7 @@ class RegisterSettings:
     refine_neighbours: int = 1
     refine_patch: int = 24
     refine_stride: int = 16
-    refine_search: tuple = (16, 6, 3)
+    refine_search: tuple = (16,)
     refine_band: tuple = (1.0, 4.0)
     refine_max_px: int = 2048
     refine_huber: float = 2.0
