@@ -15,6 +15,11 @@ default) and for the hand rule it replaced (local NCC with the neighbours), same
 
 ``--elastic`` runs the elastic alignment after the rigid one, as ``align`` does by default:
 damage is then judged again on the refined maps where the first look found any.
+
+``--damage-max-px N`` judges sections larger than N pixels block-averaged, as ``align`` does
+on sections above 2048 px (``RegisterSettings.damage_max_px``; the network must have been
+trained at that scale, ``connectomix train --task defects --scale``): e.g. ``--size 512
+--damage-max-px 256`` measures on small stacks what 4096 px sections get.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ def main():
     ap.add_argument("--missing", type=int, default=2)
     ap.add_argument("--damaged", type=int, default=1)
     ap.add_argument("--elastic", action="store_true", help="elastic alignment after the rigid one")
+    ap.add_argument("--damage-max-px", type=int, default=None,
+                    help="judge larger sections block-averaged (RegisterSettings.damage_max_px)")
     ap.add_argument("--methods", nargs="+", default=["network", "ncc"], choices=["network", "network-any", "ncc"])
     a = ap.parse_args()
 
@@ -47,6 +54,8 @@ def main():
                "NCC rule": replace(RegisterSettings(), damage_model=False, damage_min_fraction=0.008)}
     short = {"defect network": "network", "network, any shape": "network-any", "NCC rule": "ncc"}
     methods = {k: v for k, v in methods.items() if short[k] in a.methods}
+    if a.damage_max_px is not None:
+        methods = {k: replace(v, damage_max_px=a.damage_max_px) for k, v in methods.items()}
     counts = {m: [0, 0, 0] for m in methods}
     kinds = {m: {} for m in methods}
     for seed in range(a.first_seed, a.first_seed + a.seeds):

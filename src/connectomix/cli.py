@@ -523,6 +523,8 @@ def train(
                                  "(decays to lr/50 by --iterations or --max-minutes)."),
     aux: Optional[str] = typer.Option(None, "--aux", help="Auxiliary target of the affinity network: lsd (local "
                                       "shape descriptors, 10 more outputs; inference reads the affinities only)."),
+    scales: Optional[List[int]] = typer.Option(None, "--scale", help="--task defects: also train on sections averaged "
+                                               "over k x k pixel blocks (repeat: --scale 1 --scale 2; default 1)."),
 ):
     """Train the affinity, synapse or defect U-Net on synthetic volumes (resumable; checkpoints and loss curve in OUT)."""
     from .errors import ConfigError
@@ -532,6 +534,8 @@ def train(
         raise ConfigError(f"--task must be one of {', '.join(TASKS)}, got {task!r}")
     if schedule not in ("constant", "cosine"):
         raise ConfigError(f"--schedule must be constant or cosine, got {schedule!r}")
+    if scales and task != "defects":
+        raise ConfigError(f"--scale is for --task defects only (got --task {task})")
     if aux is not None and (aux != "lsd" or task != "affinities"):
         raise ConfigError(f"--aux must be lsd, for --task affinities (got {aux!r} for {task!r})")
     if device.startswith("cuda"):
@@ -549,9 +553,13 @@ def train(
         if patch[0] != 3 or patch[1] % 8 or patch[2] % 8:
             raise ConfigError(f"--task defects reads 3 sections: --patch must be 3 Y X with Y and X multiples of 8, "
                               f"got {' '.join(map(str, patch))}")
-        if shape[1] < patch[1] + 6 or shape[2] < patch[2] + 6:
+        k = max(scales or [1])
+        if min(scales or [1]) < 1:
+            raise ConfigError(f"--scale must be a positive integer, got {min(scales)}")
+        if shape[1] < k * patch[1] + 6 or shape[2] < k * patch[2] + 6:
             raise ConfigError(f"--shape {' '.join(map(str, shape))} is too small for --patch "
-                              f"{' '.join(map(str, patch))}: each volume needs 6 pixels more than a patch in y and x")
+                              f"{' '.join(map(str, patch))} at scale {k}: each volume needs 6 pixels more than "
+                              f"{k} x the patch in y and x")
         make, train_seeds, val_seeds = make_defect_volumes, DEFECT_TRAIN_SEEDS, DEFECT_VAL_SEEDS
     else:
         make = make_volumes if task == "affinities" else make_synapse_volumes
@@ -570,7 +578,7 @@ def train(
         summary = run_train(out, vols, val, iterations=iterations, device=device, patch=patch, features=features,
                             batch_size=batch_size, lr=lr, threads=threads, workers=workers, task=task, seed=seed, init=init,
                             log=say, data_info=info, max_seconds=None if max_minutes is None else max_minutes * 60,
-                            schedule=schedule, aux=aux)
+                            schedule=schedule, aux=aux, scales=tuple(scales or (1,)))
     except ValueError as e:  # options that do not fit the volumes or the model in OUT
         raise ConfigError(str(e)) from None
     _say(f"model in {out}: {summary['iterations']} iterations, validation loss {summary['last_val_loss']}")

@@ -230,6 +230,51 @@ def test_defect_network_reads_the_same_tissue_the_same_in_any_grey_range():
     assert np.allclose(f8, f16, atol=1e-3) and np.allclose(f8, f1, atol=1e-3), (f8, f16, f1)
 
 
+def test_large_sections_are_judged_block_averaged_at_a_scale_the_network_knows(monkeypatch):
+    # sections above damage_max_px are judged averaged over k x k blocks, k among the network's
+    # training scales; a network trained at full resolution only judges them at full resolution
+    pytest.importorskip("torch")
+    from dataclasses import replace
+
+    import connectomix.align._register as reg
+    from connectomix.align import RegisterSettings, damage_maps
+    from connectomix.synth import SynthSettings, generate
+
+    out = generate(SynthSettings(shape=(6, 256, 256), damaged_sections=1), 3)  # registered already
+    from connectomix.evaluate import damage_strip
+
+    raw = list(out["raw"].astype(np.float32))
+    usable = np.ones(6, bool)
+    q = out["section_quality"]
+    damaged = int(q.index[q["status"] == "damaged"][0])
+    raw[damaged][:, -3:] = np.nan  # no data at the border (its blocks are filled from the neighbours)
+    # the masks are dilated by half the damage window; 2 px more for the blocks
+    strip = ndi.binary_dilation(damage_strip(q.loc[damaged], (256, 256), (8, 8)),
+                                iterations=RegisterSettings().damage_window // 2 + 2)
+    model = reg._defect_model("cpu")
+    seen = []
+    import connectomix.models as models
+
+    original = models.defect_probability
+
+    def spy(*img, **kw):
+        seen.append(img[1].shape)
+        return original(*img, **kw)
+
+    monkeypatch.setattr(models, "defect_probability", spy)
+    s = replace(RegisterSettings(), damage_max_px=128)
+    monkeypatch.setattr(model, "trained_scales", (1, 2), raising=False)
+    masks, frac = damage_maps(raw, usable, s, np.uint8)
+    assert set(seen) == {(128, 128)} and masks[damaged].shape == (256, 256)
+    assert set(np.flatnonzero(frac >= s.damage_min_fraction)) == {damaged}, frac
+    assert (masks[damaged] & strip).sum() > 0.8 * masks[damaged].sum()  # the blocks are put back in place
+    seen.clear()
+    monkeypatch.setattr(model, "trained_scales", (1,), raising=False)
+    _, frac1 = damage_maps(raw, usable, s, np.uint8)
+    full, frac_full = damage_maps(raw, usable, RegisterSettings(), np.uint8)
+    assert set(seen) == {(256, 256)} and np.array_equal(frac1, frac_full)
+
+
 def test_elastic_pass_that_cannot_avoid_a_fold_keeps_the_maps(texture):
     # no mesh can have every cell's Jacobian above 1.5 and map an unstretched section: the elastic
     # refinement stops, says so, and returns the coarse maps (it raised before)

@@ -56,6 +56,26 @@ def test_defect_patches_pair_three_sections_with_the_middle_mask():
         DefectPatchSampler([(raw, mask)], (4, 32, 32))
 
 
+def test_defect_patches_at_scale_two_are_block_averages_of_twice_the_region():
+    raw, mask = _strip_stack(Y=96, X=96)
+    s = DefectPatchSampler([(raw, mask)], (3, 32, 32), augment=False, scales=(1, 2))
+    rng = np.random.default_rng(1)
+    averaged = set()
+    for _ in range(60):
+        r, t = s.sample(rng)
+        assert r.shape == (3, 32, 32) and t.shape == (1, 1, 32, 32)
+        # the strip is dark (20) in a textured section (>= 40): a 2 x 2 block is mostly strip where its
+        # mean is dark, and blocks half on the strip's edge (mean 30) are not counted as damage
+        averaged.add(bool(np.isin(np.round(r[1] * 255 * 4) % 4, (1, 2, 3)).any()))
+        strip = r[1] < 25 / 255
+        assert np.array_equal(t[0, 0] > 0, strip)
+    assert averaged == {True, False}  # both scales drawn (averages of 4 pixels are not all whole grey values)
+    with pytest.raises(ValueError, match="at scale 2"):
+        DefectPatchSampler([(raw[:, :60, :60], mask[:, :60, :60])], (3, 32, 32), scales=(1, 2))
+    with pytest.raises(ValueError, match="positive"):
+        DefectPatchSampler([(raw, mask)], (3, 32, 32), scales=(0,))
+
+
 def test_defect_loss_is_ln2_when_uninformed_and_lower_when_right():
     t = torch.zeros(2, 1, 1, 8, 8)
     t[:, :, :, :3] = 1

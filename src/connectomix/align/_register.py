@@ -135,6 +135,12 @@ class RegisterSettings:
     damage_model : bool
         Find damage with the shipped defect network (when torch is installed); otherwise,
         and with False, by the local NCC rule (``damage_window`` ... ``damage_texture``).
+    damage_max_px : int
+        Sections larger than this are judged by the defect network averaged over k x k
+        pixel blocks, k the smallest factor that brings them to this size among the
+        factors the network was trained at (``connectomix train --task defects --scale``;
+        larger sections are judged at the largest of them); the damage mask is then
+        repeated back to full resolution.
     damage_probability : float
         A pixel is damaged where the defect network says so with more than this
         probability (the network is trained class-balanced, so 0.5 over-calls damage; on
@@ -188,6 +194,7 @@ class RegisterSettings:
     damage_min_fraction: float = 0.005
     damage_min_elongation: float = 4.0
     damage_model: bool = True
+    damage_max_px: int = 2048
     damage_probability: float = 0.95
     refine_neighbours: int = 1
     refine_patch: int = 24
@@ -203,7 +210,7 @@ class RegisterSettings:
         if self.model not in ("translation", "rigid", "affine"):
             raise ConfigError(f"align model must be 'translation', 'rigid' or 'affine', got {self.model!r}")
         for name in ("neighbours", "coarse_patch", "coarse_search", "coarse_stride", "mesh_spacing", "patch",
-                     "refine_neighbours", "refine_patch", "refine_stride", "refine_max_px"):
+                     "refine_neighbours", "refine_patch", "refine_stride", "refine_max_px", "damage_max_px"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"align setting {name} must be a positive integer, got {getattr(self, name)!r}")
         if self.stiffness <= 0:
@@ -272,7 +279,9 @@ def _defect_model(device: str = "cpu"):
     try:
         from ..models import load_model
 
-        return load_model(None, task="defects", device=device)[0]
+        model, meta = load_model(None, task="defects", device=device)
+        model.trained_scales = tuple(int(k) for k in meta.get("scales", [1]))  # block-averagings it has seen
+        return model
     except ImportError:
         logger.info("torch is not installed: damaged sections found by neighbour NCC")
         return None
@@ -339,6 +348,10 @@ def damage_maps(rendered, usable, settings: RegisterSettings, dtype=None, *, sec
 
         lo, hi = _intensity_scale(rendered, idx, dtype)
         judge = set(idx) if sections is None else {int(z) for z in sections}
+        Y, X = rendered[idx[0]].shape
+        need = int(np.ceil(max(Y, X) / int(settings.damage_max_px)))
+        scales = sorted(getattr(model, "trained_scales", (1,)))
+        f = next((k for k in scales if k >= need), scales[-1])
         bads = {}
         for k, z in enumerate(idx):
             if z not in judge:
@@ -349,7 +362,11 @@ def damage_maps(rendered, usable, settings: RegisterSettings, dtype=None, *, sec
                 continue
             prev, nxt = (prev if prev is not None else nxt), (nxt if nxt is not None else prev)
             img = [(rendered[v] - lo) / (hi - lo) for v in (prev, z, nxt)]
+            if f > 1:  # NaN (no data) spreads to its blocks, which defect_probability fills from the others
+                img = [_downsample(np.pad(a, ((0, -Y % f), (0, -X % f)), mode="edge"), f) for a in img]
             prob = defect_probability(*img, model)
+            if f > 1:
+                prob = np.repeat(np.repeat(prob, f, 0), f, 1)[:Y, :X]
             bads[z] = (prob > settings.damage_probability) & np.isfinite(rendered[z])
         return _damage_masks(bads, Z, settings)
     valid = {z: np.isfinite(rendered[z]) for z in idx}

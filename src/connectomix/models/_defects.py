@@ -60,20 +60,29 @@ class DefectPatchSampler:
     alignment), often taken two sections away (a missing neighbour bridged), and an end
     section (and, at random, any section) sees its one neighbour twice, as
     :func:`defect_probability` is given it.
+
+    With ``scales`` (e.g. ``(1, 2)``), each patch is drawn at one of these scales: at
+    scale k a region k times larger is cut and averaged over k x k blocks (its mask: the
+    blocks mostly damaged), as ``align`` judges sections larger than
+    ``RegisterSettings.damage_max_px``.
     """
 
-    def __init__(self, volumes, patch=(3, 128, 128), *, augment: bool = True, max_shift: int = 3):
+    def __init__(self, volumes, patch=(3, 128, 128), *, augment: bool = True, max_shift: int = 3, scales=(1,)):
         self.volumes = volumes
         self.patch = tuple(int(v) for v in patch)
         if self.patch[0] != 3:
             raise ValueError(f"the defect network reads 3 sections: patch must be (3, Y, X), got {self.patch}")
+        self.scales = tuple(int(k) for k in scales)
+        if not self.scales or min(self.scales) < 1:
+            raise ValueError(f"scales must be positive integers, got {scales!r}")
         self.augment = augment
         self.max_shift = int(max_shift) if augment else 0
         self.damaged = [np.flatnonzero(m.reshape(m.shape[0], -1).any(1)) for _, m in volumes]
+        k = max(self.scales)
         for raw, _ in volumes:
-            if min(raw.shape[1:]) < 2 or any(raw.shape[i] < self.patch[i] + 2 * self.max_shift for i in (1, 2)):
-                raise ValueError(f"training volume {raw.shape} is too small for patches of {self.patch} shifted by "
-                                 f"up to {self.max_shift} px")
+            if min(raw.shape[1:]) < 2 or any(raw.shape[i] < k * self.patch[i] + 2 * self.max_shift for i in (1, 2)):
+                raise ValueError(f"training volume {raw.shape} is too small for patches of {self.patch} at scale {k} "
+                                 f"shifted by up to {self.max_shift} px")
 
     def sample(self, rng: np.random.Generator):
         from ._augment import _intensity, _noise_blur
@@ -81,7 +90,8 @@ class DefectPatchSampler:
         k = int(rng.integers(len(self.volumes)))
         raw, mask = self.volumes[k]
         Z, Y, X = raw.shape
-        py, px = self.patch[1:]
+        scale = self.scales[int(rng.integers(len(self.scales)))] if len(self.scales) > 1 else self.scales[0]
+        py, px = (scale * v for v in self.patch[1:])
         d = self.max_shift
         dam = self.damaged[k]
         if len(dam) and rng.random() < 0.5:
@@ -114,6 +124,11 @@ class DefectPatchSampler:
         shifts = [tuple(rng.integers(-d, d + 1, 2)) if d else (0, 0) for _ in range(2)]
         r = np.stack([crop(prev, shifts[0]), crop(z), crop(nxt, shifts[1])]).astype(np.float32) / 255.0
         t = mask[z, y0 : y0 + py, x0 : x0 + px][None, None].astype(np.float32)
+        if scale > 1:
+            def pool(a):
+                return a.reshape(*a.shape[:-2], py // scale, scale, px // scale, scale).mean(axis=(-3, -1))
+
+            r, t = pool(r), (pool(t) > 0.5).astype(np.float32)
         if self.augment:
             if rng.random() < 0.5:
                 r = r[::-1]

@@ -294,6 +294,7 @@ def train(
     data_info: dict | None = None,
     aux: str | None = None,
     aux_weight: float = 1.0,
+    scales=(1,),
 ) -> dict:
     """Train (or continue training) the affinity U-Net into ``out_dir``.
 
@@ -343,6 +344,11 @@ def train(
         error; the validation loss (and the choice of ``best.pt``) stays the affinity
         loss alone, comparable with networks without it. The shipped inference reads the
         affinity channels only (:func:`load_model` drops the others).
+    scales : tuple of int
+        ``task="defects"``: the scales patches are drawn at (k: sections averaged over
+        k x k pixel blocks, see :class:`~connectomix.models._defects.DefectPatchSampler`);
+        recorded in ``model.json``, where ``align`` reads which block-averaging the
+        network was trained for. Validation patches are drawn at the same scales.
 
     Returns
     -------
@@ -358,6 +364,9 @@ def train(
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
+    scales = tuple(int(k) for k in scales)
+    if scales != (1,) and task != "defects":
+        raise ValueError(f"scales other than (1,) are for task 'defects' only, got {scales} for {task!r}")
     if aux is not None and (aux not in AUX_TARGETS or task != "affinities"):
         raise ValueError(f"aux must be None or one of {AUX_TARGETS}, for task 'affinities' (got {aux!r} for {task!r})")
     out = Path(out_dir)  # made only once the options are known to be good
@@ -459,8 +468,8 @@ def train(
     else:
         from ._defects import DefectPatchSampler, defect_loss
 
-        sampler = DefectPatchSampler(volumes, patch)
-        val_sampler = DefectPatchSampler(val_volumes, patch, augment=False)
+        sampler = DefectPatchSampler(volumes, patch, scales=scales)
+        val_sampler = DefectPatchSampler(val_volumes, patch, augment=False, scales=scales)
         loss_fn = defect_loss
     val_rng = np.random.default_rng(12345)
     val_set = [val_sampler.sample(val_rng) for _ in range(n_val_patches)]
@@ -520,6 +529,8 @@ def train(
         }
         if aux_info is not None:
             summary["aux"] = aux_info
+        if task == "defects":
+            summary["scales"] = list(scales)
         (out / "model.json").write_text(json.dumps(summary, indent=2))
         _write_log(out, history)
         return summary
