@@ -364,9 +364,7 @@ def test_coarse_refinement_corrects_a_start_off_by_pixels_also_block_averaged(re
     for z, M in maps.items():
         _affine_grid(g, z, M, centre)
     maps, _ = _refine_coarse(lambda z: (stack[z], np.ones((256, 256), bool)), maps, g, np.array([True, True]),
-                             [None, None], 0, centre,
-                             # three passes (the default is one: the elastic passes follow it)
-                             replace(RegisterSettings(), refine_max_px=refine_max_px, refine_search=(16, 6, 3)),
+                             [None, None], 0, centre, replace(RegisterSettings(), refine_max_px=refine_max_px),
                              lambda m: None, model="translation")
     assert np.allclose(maps[1][:, 2], -t, atol=0.06), maps[1][:, 2]
 
