@@ -86,6 +86,11 @@ def test_progress_bar_on_a_terminal_only(small_run):
         (["train", "--out", "{tmp}/m", "--schedule", "linear"], "--schedule must be constant or cosine"),
         (["train", "--out", "{tmp}/m", "--aux", "sdf"], "--aux must be lsd"),
         (["train", "--out", "{tmp}/m", "--task", "synapses", "--aux", "lsd"], "--aux must be lsd, for --task affinities"),
+        (["train", "--out", "{tmp}/m", "--scale", "2"], "--scale is for --task defects only"),
+        (["train", "--out", "{tmp}/m", "--task", "defects", "--patch", "3", "128", "128", "--scale", "0"],
+         "--scale must be a positive integer"),
+        (["train", "--out", "{tmp}/m", "--task", "defects", "--patch", "3", "128", "128", "--shape", "12", "256", "256",
+          "--scale", "1", "--scale", "2"], "too small for --patch 3 128 128 at scale 2"),
     ],
 )
 def test_bad_input_gives_one_clear_line(small_run, tmp_path, args, match):

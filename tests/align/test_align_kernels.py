@@ -275,6 +275,28 @@ def test_large_sections_are_judged_block_averaged_at_a_scale_the_network_knows(m
     assert set(seen) == {(256, 256)} and np.array_equal(frac1, frac_full)
 
 
+@pytest.mark.parametrize("elastic", [True, False])
+def test_large_sections_run_fewer_passes(texture, elastic):
+    # sections at least large_px wide: two elastic passes after one refinement pass (all three refinement
+    # passes without the elastic ones); smaller sections: every pass
+    from dataclasses import replace
+
+    from connectomix.align import RegisterSettings
+
+    stack = _noisy_copies(texture, 3, seed=4)
+    for large_px, n_refine, n_elastic in ((192, 1 if elastic else 3, 2), (193, 3, 3)):
+        said = []
+        s = replace(RegisterSettings(), large_px=large_px, damage_model=False)
+        res = register_stack(stack, reference=1, elastic=elastic, settings=s, log=said.append)
+        assert sum(m.startswith("coarse refinement") and "search" in m for m in said) == n_refine, said
+        passes = [k for k in res["stats"] if k.startswith("elastic") and k.endswith("_matches")]
+        assert len(passes) == (n_elastic if elastic else 0), passes
+    from connectomix.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="elastic_passes_large"):
+        replace(RegisterSettings(), elastic_passes_large=-1).validate()
+
+
 def test_elastic_pass_that_cannot_avoid_a_fold_keeps_the_maps(texture):
     # no mesh can have every cell's Jacobian above 1.5 and map an unstretched section: the elastic
     # refinement stops, says so, and returns the coarse maps (it raised before)

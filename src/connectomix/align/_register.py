@@ -17,7 +17,7 @@ accumulate along z as it would in a chain of pairwise registrations.
   them any more, so many more and tighter matches); small per-section motions ``u_s``
   (the coarse model; affine when the elastic step follows) solve ``u_j - u_i = d_ij``
   globally, each pair weighted by the inverse of its own residual variance; three passes
-  with a shrinking search range, or one where the elastic passes follow.
+  with a shrinking search range (one on large sections when the elastic passes follow).
 * **Elastic**: every section is resampled with its current map; patch NCC between
   pairs gives displacements ``d_ij`` on the mesh nodes (quality-filtered by peak NCC
   and peak ratio); node corrections ``u_s`` solve ``u_j - u_i = d_ij`` with spring
@@ -76,14 +76,7 @@ class RegisterSettings:
     patch : int
         Elastic patch size.
     search : tuple of int
-        Elastic search radius, one per iteration. Two passes (20, 5) against the three
-        (20, 6, 4) before, on 10-section generator stacks (50 px, 1.5 deg, 8 px warps; with
-        and without 2 missing + 1 damaged sections), together with one coarse refinement
-        pass: median / 95th percentile residual 0.82 / 2.94 px against 0.85 / 3.06 px at
-        1024 px (seeds 0-1) and 0.87 / 2.66 against 0.96 / 2.77 at 2048 px (seed 0, 8
-        sections), in 74-76 % of the time; 2.35 / 9.35 against 2.18 / 9.39 at 384 px (seeds
-        0-3, where the tissue's own drift dominates). Matching every second mesh node only
-        (half the spacing of the matches) cost 0.15 px of median at 1024 px.
+        Elastic search radius, one per iteration (see ``large_px``).
     stiffness : float
         Weight of the springs relative to one match (larger: smoother). With
         ``mesh_spacing`` and ``elastic_prior``: measured on generator stacks of 10 x 512 x
@@ -153,12 +146,23 @@ class RegisterSettings:
         Patch size and grid stride of the coarse refinement.
     refine_search : tuple of int
         Search radius of each coarse refinement pass; empty: no refinement.
-    refine_passes_elastic : int
-        When the elastic passes follow, only the first this many refinement passes run.
-        Measured on the 1024 px stacks of ``search`` (10 sections, seeds 0-1): with elastic
-        alignment, no refinement 0.88 / 3.09 px, one pass 0.85 / 2.99, all three 0.85 /
-        3.06 for 0.25 s more per section; without it (rigid only, 2 missing + 1 damaged
-        sections, seed 0), one pass leaves 0.30 / 1.61 px against 0.24 / 1.42 with three.
+    large_px : int
+        Sections at least this large (their larger side, px) run fewer passes: the first
+        ``elastic_passes_large`` elastic passes and, when the elastic passes follow, the
+        first ``refine_passes_large`` coarse refinement passes; with many matches per pair
+        the passes converge sooner. On 10-section generator stacks (50 px, 1.5 deg, 8 px
+        warps; with and without 2 missing + 1 damaged sections), median / 95th percentile
+        residual with two elastic passes after one refinement pass, against all three of
+        each: 0.81 / 2.95 px against 0.85 / 3.06 at 1024 px (seeds 0-1; 0.82 / 2.94 with a
+        second search of 5 px), and 0.87 / 2.66 against 0.96 / 2.77 at 2048 px (seed 0, 8
+        sections, second search 5 px), in 74-76 % of the time;
+        but 2.35 / 9.35 against 2.18 / 9.39 at 384 px (seeds 0-3) and 6.64 / 21.8 against
+        6.09 / 20.0 on the 256 px demo volume, where fewer matches average the tissue's own
+        drift less. Without the elastic passes all refinement passes run (at 1024 px one
+        pass left 0.30 / 1.61 px against 0.23 / 1.43 with three). Matching every second
+        mesh node only cost 0.15 px of median at 1024 px.
+    elastic_passes_large, refine_passes_large : int
+        See ``large_px``.
     refine_band : (float, float)
         Band-pass of the coarse refinement (fine structure: membranes, organelles).
     refine_max_px : int
@@ -180,7 +184,7 @@ class RegisterSettings:
     coarse_max_px: int = 1024
     mesh_spacing: int = 32
     patch: int = 64
-    search: tuple = (20, 5)
+    search: tuple = (20, 6, 4)
     stiffness: float = 4.0
     elastic_prior: float = 0.05
     elastic_band: tuple = (1.0, 12.0)
@@ -203,7 +207,9 @@ class RegisterSettings:
     refine_patch: int = 24
     refine_stride: int = 16
     refine_search: tuple = (16, 6, 3)
-    refine_passes_elastic: int = 1
+    large_px: int = 768
+    elastic_passes_large: int = 2
+    refine_passes_large: int = 1
     refine_band: tuple = (1.0, 4.0)
     refine_max_px: int = 2048
     refine_huber: float = 2.0
@@ -217,8 +223,9 @@ class RegisterSettings:
                      "refine_neighbours", "refine_patch", "refine_stride", "refine_max_px", "damage_max_px"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"align setting {name} must be a positive integer, got {getattr(self, name)!r}")
-        if int(self.refine_passes_elastic) < 0:
-            raise ConfigError(f"align setting refine_passes_elastic must be >= 0, got {self.refine_passes_elastic!r}")
+        for name in ("elastic_passes_large", "refine_passes_large"):
+            if int(getattr(self, name)) < 0:
+                raise ConfigError(f"align setting {name} must be >= 0, got {getattr(self, name)!r}")
         if self.stiffness <= 0:
             raise ConfigError(f"align stiffness must be positive, got {self.stiffness}")
         if not self.damage_min_elongation >= 0:
@@ -1140,7 +1147,9 @@ def register_stack(stack, *, reference: int, elastic: bool = True, settings: Reg
     lap("coarse")
     masks, dfrac = damage_maps(rendered, usable, s, stack.dtype, device=device)
     lap("damage")
-    refine = s.refine_search[: max(0, int(s.refine_passes_elastic))] if elastic else s.refine_search
+    large = max(Y, X) >= int(s.large_px)
+    refine = s.refine_search[: int(s.refine_passes_large)] if elastic and large else s.refine_search
+    passes = s.search[: int(s.elastic_passes_large)] if large else s.search
     if refine:
         # the elastic mesh is free-form anyway: let the refinement take up the affine part of the warps
         model = "affine" if elastic and s.model == "rigid" else s.model
@@ -1159,7 +1168,7 @@ def register_stack(stack, *, reference: int, elastic: bool = True, settings: Reg
         node_ids = (NY * nx + NX).ravel()
         centres = np.stack([gmap.gy[NY.ravel()], gmap.gx[NX.ravel()]], 1).astype(int)
         stiffness = s.stiffness
-        for it, search in enumerate(s.search):
+        for it, search in enumerate(passes):
             if it > 0:
                 rendered = _render_all(render, usable)
             if it == 1:
@@ -1216,7 +1225,7 @@ def register_stack(stack, *, reference: int, elastic: bool = True, settings: Reg
             stats[f"elastic{it + 1}_residual_px_median"] = float(np.median(r)) if len(r) else float("nan")
             say(f"elastic pass {it + 1}: search {search} px, {n_valid} matches, largest correction {umax:.2f} px, "
                 f"median residual {stats[f'elastic{it + 1}_residual_px_median']:.2f} px, min Jacobian {jac:.2f}")
-        if len(s.search) < 2:
+        if len(passes) < 2:
             rendered = _render_all(render, usable)
             lap("elastic")
             masks, dfrac = damage_maps(rendered, usable, s, stack.dtype, device=device)
