@@ -523,8 +523,9 @@ def train(
                                  "(decays to lr/50 by --iterations or --max-minutes)."),
     aux: Optional[str] = typer.Option(None, "--aux", help="Auxiliary target of the affinity network: lsd (local "
                                       "shape descriptors, 10 more outputs; inference reads the affinities only)."),
-    scales: Optional[List[int]] = typer.Option(None, "--scale", help="--task defects: also train on sections averaged "
-                                               "over k x k pixel blocks (repeat: --scale 1 --scale 2; default 1)."),
+    scales: Optional[List[int]] = typer.Option(None, "--scale", help="--task defects: train on sections averaged over "
+                                               "k x k pixel blocks (repeat: --scale 1 --scale 2, with --shape large "
+                                               "enough, e.g. 12 384 384; default 1: full resolution)."),
 ):
     """Train the affinity, synapse or defect U-Net on synthetic volumes (resumable; checkpoints and loss curve in OUT)."""
     from .errors import ConfigError

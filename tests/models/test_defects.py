@@ -113,3 +113,18 @@ def test_defect_training_learns_and_predicts_any_size(tmp_path):
     with pytest.raises(ValueError, match="cannot be resumed"):  # another task on this model directory
         train(tmp_path / "def", vols, vols[:1], iterations=70, patch=(3, 32, 32), features=8, task="defects",
               threads=1, log=lambda m: None)
+
+
+def test_defect_training_at_two_scales_is_recorded_and_resumed_only_at_them(tmp_path):
+    vols = [_strip_stack(Y=96, X=96, seed=s) for s in range(2)]
+    kw = dict(patch=(3, 32, 32), features=4, task="defects", batch_size=2, validate_every=2, checkpoint_every=2,
+              n_val_patches=2, threads=1, log=lambda m: None)
+    s = train(tmp_path / "d", vols, vols[:1], iterations=2, scales=(1, 2), **kw)
+    assert s["scales"] == [1, 2]
+    with pytest.raises(ValueError, match="cannot be resumed at scales"):
+        train(tmp_path / "d", vols, vols[:1], iterations=4, **kw)
+    with pytest.raises(ValueError, match="positive integers"):
+        train(tmp_path / "e", vols, vols[:1], iterations=2, scales=(0,), **kw)
+    assert not (tmp_path / "e").exists()
+    with pytest.raises(ValueError, match="for task 'defects' only"):
+        train(tmp_path / "f", vols, vols[:1], iterations=2, scales=(2,), **{**kw, "task": "synapses"})

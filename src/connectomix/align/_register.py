@@ -220,7 +220,7 @@ class RegisterSettings:
         if self.model not in ("translation", "rigid", "affine"):
             raise ConfigError(f"align model must be 'translation', 'rigid' or 'affine', got {self.model!r}")
         for name in ("neighbours", "coarse_patch", "coarse_search", "coarse_stride", "mesh_spacing", "patch",
-                     "refine_neighbours", "refine_patch", "refine_stride", "refine_max_px", "damage_max_px"):
+                     "refine_neighbours", "refine_patch", "refine_stride", "refine_max_px", "damage_max_px", "large_px"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"align setting {name} must be a positive integer, got {getattr(self, name)!r}")
         for name in ("elastic_passes_large", "refine_passes_large"):
@@ -293,7 +293,8 @@ def _defect_model(device: str = "cpu"):
         from ..models import load_model
 
         model, meta = load_model(None, task="defects", device=device)
-        model.trained_scales = tuple(int(k) for k in meta.get("scales", [1]))  # block-averagings it has seen
+        # the block-averagings it was trained at (full resolution always allowed: sections below damage_max_px)
+        model.trained_scales = tuple(sorted({1} | {int(k) for k in meta.get("scales", [1]) if int(k) >= 1}))
         return model
     except ImportError:
         logger.info("torch is not installed: damaged sections found by neighbour NCC")
@@ -353,9 +354,12 @@ def damage_maps(rendered, usable, settings: RegisterSettings, dtype=None, *, sec
     -------
     masks : list of (Y, X) bool or None (True = damaged), fractions : (Z,) float
     """
+    settings.validate()
     Z = len(rendered)
     idx = [z for z in range(Z) if usable[z]]
     model = _defect_model(device) if settings.damage_model else None
+    if not idx:
+        return [None] * Z, np.zeros(Z)
     if model is not None:
         from ..models import defect_probability
 
@@ -364,7 +368,7 @@ def damage_maps(rendered, usable, settings: RegisterSettings, dtype=None, *, sec
         Y, X = rendered[idx[0]].shape
         need = int(np.ceil(max(Y, X) / int(settings.damage_max_px)))
         scales = sorted(getattr(model, "trained_scales", (1,)))
-        f = next((k for k in scales if k >= need), scales[-1])
+        f = 1 if need <= 1 else next((k for k in scales if k >= need), scales[-1])
         bads = {}
         for k, z in enumerate(idx):
             if z not in judge:

@@ -365,6 +365,8 @@ def train(
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
     scales = tuple(int(k) for k in scales)
+    if not scales or min(scales) < 1:
+        raise ValueError(f"scales must be positive integers, got {scales}")
     if scales != (1,) and task != "defects":
         raise ValueError(f"scales other than (1,) are for task 'defects' only, got {scales} for {task!r}")
     if aux is not None and (aux not in AUX_TARGETS or task != "affinities"):
@@ -403,6 +405,10 @@ def train(
             raise ValueError(f"{out} holds a {prev.get('task', 'affinities')} model {prev.get('config')} with auxiliary "
                              f"target {prev.get('aux')}; it cannot be resumed as a {task} model {model.config} with "
                              f"{aux_info} (another --out, or the same options)")
+        if prev and task == "defects" and tuple(prev.get("scales", [1])) != scales:
+            # the validation patches (and so the choice of best.pt) depend on the scales
+            raise ValueError(f"{out} was trained at scales {tuple(prev.get('scales', [1]))}; it cannot be resumed at "
+                             f"scales {scales} (another --out, or the same --scale options)")
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
