@@ -193,6 +193,32 @@ def test_register_recovers_rigid_motion_subpixel(texture):
     assert np.percentile(err, 95) < 0.1, err.max()
 
 
+def test_a_block_averaged_first_elastic_pass_ends_where_the_full_resolution_one_does(texture):
+    # section 1 = section 0 under a smooth warp of up to ~3.6 px; with elastic_max_px=96 the first elastic
+    # pass of these 192 px sections matches 2 x 2 block averages, the second one full resolution
+    from dataclasses import replace
+
+    from connectomix.align import RegisterSettings
+
+    stack = _noisy_copies(texture, 2, seed=3, noise=0.02)
+    yy, xx = np.mgrid[0:192, 0:192].astype(float)
+    dy = 3.0 * np.sin(2 * np.pi * xx / 192)
+    dx = 2.0 * np.cos(2 * np.pi * yy / 192)
+    stack[1] = ndi.map_coordinates(stack[0], [yy + dy, xx + dx], order=3, mode="nearest")  # raw_1(p) = raw_0(p + d)
+    ys = np.arange(40, 152, 8.0)
+    P = np.stack(np.meshgrid(ys, ys, indexing="ij"), -1).reshape(-1, 2)
+
+    def error(elastic, elastic_max_px=None):
+        s = replace(RegisterSettings(), elastic_max_px=elastic_max_px, damage_model=False)
+        q = register_stack(stack, reference=0, elastic=elastic, settings=s, log=lambda m: None)["map"].apply(1, P)
+        d = np.stack([ndi.map_coordinates(v, q.T, order=1) for v in (dy, dx)], 1)
+        return np.hypot(*(q + d - P).T)  # the map sends p to q with raw_1(q) = raw_0(p), i.e. q + d(q) = p
+
+    rigid, full, averaged = error(False), error(True), error(True, 96)
+    assert np.median(full) < 0.7 * np.median(rigid), (np.median(full), np.median(rigid))
+    assert abs(np.median(averaged) - np.median(full)) < 0.1 and np.abs(averaged - full).max() < 0.3
+
+
 def test_end_sections_bridged_across_missing_ones_are_not_damaged():
     # sections 1 and 6 missing: the end sections 0 and 7 only have a neighbour two sections away,
     # whose similarity must be judged against another pair two apart, not an adjacent one
