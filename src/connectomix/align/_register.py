@@ -1174,9 +1174,11 @@ def register_stack(stack, *, reference: int, elastic: bool = True, settings: Reg
         stats["coarse_refined_residual_px_median"] = float(np.median(res)) if len(res) else float("nan")
         lap("refine")
     f_el = max(1, int(np.ceil(max(Y, X) / int(s.elastic_max_px)))) if elastic and s.elastic_max_px else 1
-    if f_el == 1:  # (else the first elastic pass renders its own block-averaged sections)
+    # the first elastic pass reads the refined sections (with f_el > 1 it renders its own block averages;
+    # without refinement the coarse renders are current; rigid-only alignment reads none)
+    if elastic and refine and f_el == 1:
         rendered = _render_all(render, usable)
-        lap("refine" if refine else "elastic")
+        lap("refine")
     free = [z for z in range(Z) if usable[z] and z != reference]
     min_jac = float(np.min(jacobian_det(gmap.coords[usable], gmap.gy, gmap.gx)))
     if elastic:
