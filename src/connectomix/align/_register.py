@@ -829,6 +829,17 @@ def _apply_motion(M, par, model, centre):
     return np.c_[Li @ M[:, :2], Li @ (M[:, 2] - t)]
 
 
+def _averaged(section, z, k, mask):
+    """Raw section ``z`` averaged over k x k blocks (NaN where a block is not all data) and the
+    (aligned-frame) damage ``mask`` on the same blocks (a block with any damaged pixel; None stays None)."""
+    a, m = section(z)
+    if k == 1:
+        return np.where(m, a, np.nan), mask
+    m_small = _downsample(m.astype(np.float32), k) > 0.999
+    bad = None if mask is None else _downsample(mask.astype(np.float32), k) > 0
+    return np.where(m_small, _downsample(np.where(m, a, 0), k), np.nan), bad
+
+
 def _refine_coarse(section, maps, gmap, usable, masks, reference, centre, s: RegisterSettings, say, model=None):
     """Refine the coarse maps in the aligned frame: render, match adjacent sections again, solve.
 
@@ -855,12 +866,7 @@ def _refine_coarse(section, maps, gmap, usable, masks, reference, centre, s: Reg
 
     @functools.lru_cache(maxsize=None if f > 1 else 0)  # the small sections are kept between passes
     def load(z):
-        a, m = section(z)
-        if f == 1:
-            return np.where(m, a, np.nan), masks[z]
-        m_small = _downsample(m.astype(np.float32), f) > 0.999
-        bad = None if masks[z] is None else _downsample(masks[z].astype(np.float32), f) > 0
-        return np.where(m_small, _downsample(np.where(m, a, 0), f), np.nan), bad
+        return _averaged(section, z, f, masks[z])
 
     for it, search in enumerate(s.refine_search):
         search = int(search)
@@ -1213,12 +1219,8 @@ def register_stack(stack, *, reference: int, elastic: bool = True, settings: Reg
                 ys, xs = k * np.arange(-(-Y // k)) + (k - 1) / 2, k * np.arange(-(-X // k)) + (k - 1) / 2
 
                 def render_small(z, k=k, ys=ys, xs=xs):
-                    a, m = section(z)
-                    m_small = _downsample(m.astype(np.float32), k) > 0.999
-                    a_small = np.where(m_small, _downsample(np.where(m, a, 0), k), np.nan)
+                    a_small, bad = _averaged(section, z, k, masks[z])
                     r = warp_section(a_small, gmap, z, y_px=ys, x_px=xs, cval=np.nan, scale=k)
-                    bad = None if masks[z] is None else _downsample(
-                        np.pad(masks[z], ((0, -Y % k), (0, -X % k))).astype(np.float32), k) > 0
                     return r, np.isfinite(r) if bad is None else np.isfinite(r) & ~bad
 
                 zs = [z for z in range(Z) if usable[z]]
